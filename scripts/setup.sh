@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the demo need on a fresh machine of this kind, and reuses
+# whatever is already there: Debian packages (Distribution registry, skopeo, ...), the musl
+# target for the static image binaries, and the Go-built tools (scripts/tools.sh).
+# Prints the directory of the Go-built tools on stdout.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+packages=(docker-registry skopeo apache2-utils hyperfine musl-tools)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+# The Debian package starts a registry service on :5000 where systemd runs; the tests start their
+# own on free ports, so it is neither needed nor in the way.
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  log "adding the Rust target x86_64-unknown-linux-musl (static image binaries)"
+  rustup target add x86_64-unknown-linux-musl >&2
+fi
+
+"$root/scripts/tools.sh"

@@ -1,0 +1,296 @@
+//! Every type Concourse hands us on stdin, and the version we hand back.
+//!
+//! All structs reject unknown keys: a misspelt `pasword:` must fail the step loudly rather than
+//! silently pulling anonymously. Secrets are wrapped in [`Secret`], whose `Debug` is redacted and
+//! which has no `Display`, so they cannot end up in a log line or an error by accident.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use oci_spec::image::Sha256Digest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// `source:` — shared by `check`, `in` and `out`.
+///
+/// ```
+/// let source: image_rollout_resource::Source = serde_json::from_str(
+///     r#"{"repository": "ghcr.io/werdnum/family-assistant", "deployment": "family-assistant"}"#,
+/// ).unwrap();
+/// assert_eq!(source.tag, "latest");
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `registry/name` without tag or digest; Docker Hub short names are allowed.
+    pub repository: String,
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Follow one platform's manifest inside a multi-arch index instead of the index itself.
+    pub platform: Option<Platform>,
+    /// Plain http to the registry and no TLS verification anywhere (token realm included).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra PEM CA certificates trusted for the registry and its token realm.
+    #[serde(default)]
+    pub ca_certs: Vec<String>,
+
+    // Cluster keys: only `out` uses them; `check` and `in` accept and ignore them so that one
+    // `source:` block serves all three steps. The first four may be overridden in `params`.
+    // (Not a flattened struct: serde cannot combine `flatten` with `deny_unknown_fields`.)
+    pub namespace: Option<String>,
+    /// Shorthand for `workloads: [deployment/<name>]`.
+    pub deployment: Option<String>,
+    pub workloads: Option<Vec<WorkloadRef>>,
+    /// Container to update; by default every container whose image is `source.repository`.
+    pub container: Option<String>,
+    pub kubeconfig: Option<Secret>,
+    pub context: Option<String>,
+    pub server: Option<String>,
+    pub token: Option<Secret>,
+    pub certificate_authority: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+fn default_tag() -> String {
+    "latest".into()
+}
+
+/// The only thing that identifies a version: the manifest digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    pub digest: Digest,
+}
+
+/// `check` request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub source: Source,
+    pub version: Option<Version>,
+}
+
+/// `in` request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InRequest {
+    pub source: Source,
+    pub version: Version,
+    #[serde(default)]
+    pub params: InParams,
+}
+
+/// `get` params. Layers are never downloaded, so `skip_download` (registry-image-resource's key)
+/// is accepted for drop-in use and changes nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InParams {
+    #[serde(default)]
+    pub skip_download: bool,
+}
+
+/// `out` request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutRequest {
+    pub source: Source,
+    #[serde(default)]
+    pub params: OutParams,
+}
+
+/// `put` params.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutParams {
+    /// Directory (relative to the build's working directory) of a `get` step holding
+    /// `repository` and `digest` files.
+    pub image: Option<String>,
+    pub digest: Option<Digest>,
+    /// How long to wait for the rollout (`10m`, `90s`).
+    #[serde(default, with = "duration")]
+    pub timeout: Option<Duration>,
+    pub wait: Option<bool>,
+    pub rollback_on_failure: Option<bool>,
+    #[serde(default)]
+    pub dry_run: bool,
+    // Per-put overrides of the `source` keys of the same name.
+    pub namespace: Option<String>,
+    /// Shorthand for `workloads: [deployment/<name>]`.
+    pub deployment: Option<String>,
+    pub workloads: Option<Vec<WorkloadRef>>,
+    /// Container to update; by default every container whose image is `source.repository`.
+    pub container: Option<String>,
+}
+
+/// A password, token or kubeconfig: never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `os/arch` or `os/arch/variant`, as in `docker --platform`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl TryFrom<String> for Platform {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts[..] {
+            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.into(),
+                architecture: arch.into(),
+                variant: parts
+                    .get(2)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.to_string()),
+            }),
+            _ => Err(format!(
+                "`{s}` is not a platform; use os/arch or os/arch/variant, e.g. linux/arm64"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `kind/name` of a workload `out` may roll.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl TryFrom<String> for WorkloadRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (kind, name) = s.split_once('/').unwrap_or(("", &s));
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "deployment" | "deploy" | "deployments" => WorkloadKind::Deployment,
+            "statefulset" | "sts" | "statefulsets" => WorkloadKind::StatefulSet,
+            "daemonset" | "ds" | "daemonsets" => WorkloadKind::DaemonSet,
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a workload; use deployment/NAME, statefulset/NAME or daemonset/NAME"
+                ));
+            }
+        };
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("`{s}` has no valid name after the kind"));
+        }
+        Ok(WorkloadRef {
+            kind,
+            name: name.into(),
+        })
+    }
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        };
+        write!(f, "{kind}/{}", self.name)
+    }
+}
+
+/// A `sha256:<64 hex>` manifest digest.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest(Sha256Digest);
+
+impl Digest {
+    /// The digest of `bytes`, as a registry computes it.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256Digest::from_str(&hex::encode(Sha256::digest(bytes))).expect("64 hex digits"))
+    }
+}
+
+impl FromStr for Digest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.strip_prefix("sha256:")
+            .and_then(|hex| Sha256Digest::from_str(hex).ok())
+            .map(Digest)
+            .ok_or_else(|| format!("`{s}` is not a digest; expected sha256:<64 hex digits>"))
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.0.digest())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Durations as people write them in pipelines: `10m`, `90s`, `1h30m`.
+mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a duration ({e}); use e.g. 90s or 10m"
+            ))
+        })
+    }
+}

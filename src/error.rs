@@ -1,0 +1,72 @@
+//! What can go wrong, each variant a sentence a pipeline author can act on.
+//!
+//! Variants carry already-rendered causes rather than boxed sources: `Display` is the whole story
+//! on one line, so the binaries print exactly one line and no `Caused by` chain. Nothing here ever
+//! holds a password, token or kubeconfig.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The JSON on stdin does not fit the request type (names the key path).
+    #[error("invalid request: {0}")]
+    Request(String),
+
+    /// A key parses but its value cannot be used.
+    #[error("{key}: {message}")]
+    Config { key: &'static str, message: String },
+
+    /// The registry could not be reached at all.
+    #[error(
+        "registry {server}: cannot connect ({cause}); check source.repository and that the registry is reachable"
+    )]
+    Unreachable { server: String, cause: String },
+
+    /// Credentials missing or refused.
+    #[error("registry {server}: {what}; check source.username and source.password")]
+    Unauthorized { server: String, what: String },
+
+    /// Any other unexpected HTTP answer, with the registry's own error code and message.
+    #[error("registry {server}: {what}: HTTP {status}{detail}")]
+    Status {
+        server: String,
+        what: String,
+        status: u16,
+        detail: String,
+    },
+
+    /// Still rate-limited or failing after the retry budget.
+    #[error(
+        "registry {server}: {what}: gave up after {attempts} attempts over {:.0?}: {last}",
+        elapsed
+    )]
+    GaveUp {
+        server: String,
+        what: String,
+        attempts: usize,
+        elapsed: Duration,
+        last: String,
+    },
+
+    /// The registry sent something we cannot use (bad JSON, wrong digest).
+    #[error("registry {server}: {what}: {message}")]
+    InvalidResponse {
+        server: String,
+        what: String,
+        message: String,
+    },
+
+    /// A file `in`/`out` reads or writes.
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+
+    /// The Kubernetes API refused or failed a call.
+    #[error("kubernetes: {0}")]
+    Cluster(String),
+
+    /// The rollout did not finish; the message names the workload, pod and reason.
+    #[error("{0}")]
+    Rollout(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

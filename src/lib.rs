@@ -1,0 +1,16 @@
+//! image-rollout-resource: a Concourse resource type that follows an OCI image tag by digest
+//! (`check`, `in`) and rolls Kubernetes workloads to exactly that digest (`out`).
+//!
+//! Each binary in `bin/` is a few lines over [`protocol::run`] and one step function here.
+
+pub mod check;
+pub mod config;
+pub mod error;
+pub mod get;
+pub mod protocol;
+pub mod registry;
+
+pub use check::check;
+pub use config::{CheckRequest, Digest, InRequest, OutRequest, Source, Version};
+pub use error::{Error, Result};
+pub use get::get;

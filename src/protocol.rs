@@ -1,0 +1,109 @@
+//! The Concourse resource protocol around one library call: request JSON on stdin, result JSON on
+//! stdout, every log line on stderr, the step's directory as argv[1].
+//!
+//! Errors end the process with exit 1 and a single `error: …` line. The error types of this crate
+//! render their whole cause in that line, so no chain of `Caused by` is ever printed.
+
+use std::future::Future;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// One `name`/`value` pair of a step's metadata, as Concourse shows it in the UI.
+#[derive(Debug, Serialize)]
+pub struct Metadata {
+    pub name: String,
+    pub value: String,
+}
+
+impl Metadata {
+    pub fn new(name: &str, value: impl Into<String>) -> Metadata {
+        Metadata {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// What `in` and `out` print.
+#[derive(Debug, Serialize)]
+pub struct StepOutput {
+    pub version: crate::Version,
+    pub metadata: Vec<Metadata>,
+}
+
+/// Runs `step` with the request parsed from stdin and argv[1], and prints its result.
+///
+/// ```no_run
+/// // bin/check.rs
+/// fn main() -> std::process::ExitCode {
+///     image_rollout_resource::protocol::run(|req, _dir| image_rollout_resource::check(req))
+/// }
+/// ```
+pub fn run<Req, Res, F, Fut>(step: F) -> ExitCode
+where
+    Req: DeserializeOwned,
+    Res: Serialize,
+    F: FnOnce(Req, Option<PathBuf>) -> Fut,
+    Fut: Future<Output = Result<Res, Error>>,
+{
+    match run_inner(step) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner<Req, Res, F, Fut>(step: F) -> Result<(), Error>
+where
+    Req: DeserializeOwned,
+    Res: Serialize,
+    F: FnOnce(Req, Option<PathBuf>) -> Fut,
+    Fut: Future<Output = Result<Res, Error>>,
+{
+    // Both reqwest and kube speak rustls; pin one crypto provider for the process so neither has
+    // to guess (and so no second provider is linked in). Failing means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Error::Request(format!("cannot read stdin: {e}")))?;
+    let request = parse_request(&input)?;
+    let dir = std::env::args_os().nth(1).map(PathBuf::from);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Request(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(step(request, dir))?;
+    let json = serde_json::to_string(&result).expect("result types serialize");
+    println!("{json}");
+    Ok(())
+}
+
+/// Parses a request, naming the offending key (`source.tag: invalid type …`) on failure.
+pub fn parse_request<Req: DeserializeOwned>(input: &str) -> Result<Req, Error> {
+    let de = &mut serde_json::Deserializer::from_str(input);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json appends "at line L column C"; with the key path in front, that is noise.
+        let msg = inner.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::Request(format!("stdin is not valid JSON: {msg}"))
+        } else if path == "." {
+            Error::Request(msg)
+        } else {
+            Error::Request(format!("{path}: {msg}"))
+        }
+    })
+}

@@ -1,0 +1,582 @@
+//! A minimal OCI distribution (registry API v2) client: what `check` and `in` need and nothing
+//! more — manifests by tag or digest, small blobs by digest, and the auth dance.
+//!
+//! Every request goes through [`Registry::request`], which owns retries (429, 5xx, connection
+//! errors; `Retry-After` honoured; bounded in attempts and time) and authentication (answer a 401
+//! challenge once, then reuse the credential for the rest of the process).
+
+pub mod auth;
+pub mod manifest;
+
+use std::cell::Cell;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use oci_spec::distribution::Reference;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode};
+use serde::Deserialize;
+
+use crate::config::{Digest, Secret, Source};
+use crate::error::{Error, Result};
+use auth::Challenge;
+
+/// Every manifest type a tag may point at. ghcr.io answers 404 to an Accept list without the OCI
+/// index type when the tag is multi-arch, so all four are always sent.
+pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// Distribution refuses manifests over 4 MiB; anything larger is not a manifest.
+const MAX_MANIFEST: usize = 4 << 20;
+/// Config blobs are small JSON documents; cap them so a hostile registry cannot exhaust memory.
+const MAX_CONFIG: usize = 16 << 20;
+
+/// Where an image lives: the API host and the repository name on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageName {
+    /// The host (and port) to send API requests to, e.g. `ghcr.io` or `registry-1.docker.io`.
+    pub host: String,
+    /// The repository path on that host, e.g. `werdnum/family-assistant` or `library/alpine`.
+    pub path: String,
+}
+
+impl ImageName {
+    /// Parses `source.repository` the way docker does (`alpine` → Docker Hub's `library/alpine`).
+    ///
+    /// ```
+    /// use image_rollout_resource::registry::ImageName;
+    /// let n = ImageName::parse("alpine").unwrap();
+    /// assert_eq!((n.host.as_str(), n.path.as_str()), ("registry-1.docker.io", "library/alpine"));
+    /// assert!(ImageName::parse("ghcr.io/a/b:main").is_err());
+    /// ```
+    pub fn parse(repository: &str) -> Result<ImageName> {
+        let bad = |message: String| Error::Config {
+            key: "source.repository",
+            message,
+        };
+        // A digest suffix makes the parser report any tag separately (it only invents the
+        // default `latest` when there is neither), so this tells "no tag given" apart from
+        // an explicit `:latest`.
+        let probe = format!("{repository}@sha256:{}", "0".repeat(64));
+        let reference = Reference::try_from(probe.as_str()).map_err(|e| {
+            bad(if repository.contains('@') {
+                format!("`{repository}` contains a digest; give the repository only (registry/name) and put the tag in source.tag")
+            } else {
+                format!("`{repository}` is not a valid repository ({e})")
+            })
+        })?;
+        if let Some(tag) = reference.tag() {
+            return Err(bad(format!(
+                "`{repository}` contains the tag `{tag}`; give the repository only and set source.tag: {tag}"
+            )));
+        }
+        let host = match reference.registry() {
+            // Docker Hub's API host is not its name.
+            "docker.io" => "registry-1.docker.io",
+            other => other,
+        };
+        Ok(ImageName {
+            host: host.to_string(),
+            path: reference.repository().to_string(),
+        })
+    }
+}
+
+/// A manifest as the registry served it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A client bound to one repository.
+pub struct Registry {
+    http: reqwest::Client,
+    base: String,
+    name: ImageName,
+    credentials: Option<(String, Secret)>,
+    /// The `Authorization` header value that last worked (or was issued); reused for every
+    /// request of the process.
+    authorization: Mutex<Option<HeaderValue>>,
+    known_realm_tried: Cell<bool>,
+}
+
+impl Registry {
+    pub fn new(source: &Source) -> Result<Registry> {
+        let name = ImageName::parse(&source.repository)?;
+        let credentials = match (&source.username, &source.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(config(
+                    "source.password",
+                    "is required with source.username",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(config(
+                    "source.username",
+                    "is required with source.password",
+                ));
+            }
+        };
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!(
+                "image-rollout-resource/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(source.insecure);
+        for (i, pem) in source.ca_certs.iter().enumerate() {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+                config(
+                    "source.ca_certs",
+                    &format!("entry {i} is not a PEM certificate ({e})"),
+                )
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| config("source.ca_certs", &format!("cannot set up TLS: {e}")))?;
+        let scheme = if source.insecure { "http" } else { "https" };
+        Ok(Registry {
+            http,
+            base: format!("{scheme}://{}/v2/{}", name.host, name.path),
+            name,
+            credentials,
+            authorization: Mutex::new(None),
+            known_realm_tried: Cell::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &ImageName {
+        &self.name
+    }
+
+    /// HEAD a manifest: its digest, or `None` when the registry says it does not exist.
+    ///
+    /// Registries that leave out `Docker-Content-Digest` get a GET instead, and the digest is
+    /// computed from the body.
+    pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        let what = format!("manifest {reference}");
+        let resp = self
+            .request(
+                &what,
+                Method::HEAD,
+                &format!("manifests/{reference}"),
+                MANIFEST_TYPES,
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => match resp.headers().get("docker-content-digest") {
+                Some(value) => value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        self.invalid(
+                            &what,
+                            format!("Docker-Content-Digest {value:?} is not a sha256 digest"),
+                        )
+                    }),
+                None => Ok(self.manifest(reference).await?.map(|m| m.digest)),
+            },
+            _ => Err(self.status_error(&what, resp).await),
+        }
+    }
+
+    /// GET a manifest by tag or digest. By digest, the body must hash to that digest.
+    pub async fn manifest(&self, reference: &str) -> Result<Option<Fetched>> {
+        let what = format!("manifest {reference}");
+        let resp = self
+            .request(
+                &what,
+                Method::GET,
+                &format!("manifests/{reference}"),
+                MANIFEST_TYPES,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.status_error(&what, resp).await);
+        }
+        let media_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = self.body(&what, resp, MAX_MANIFEST).await?;
+        let digest = self.verified(&what, reference.parse().ok(), &body)?;
+        Ok(Some(Fetched {
+            digest,
+            media_type,
+            body,
+        }))
+    }
+
+    /// GET a (small) blob by digest and verify it.
+    pub async fn blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let what = format!("blob {digest}");
+        let resp = self
+            .request(&what, Method::GET, &format!("blobs/{digest}"), "*/*")
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(&what, resp).await);
+        }
+        let body = self.body(&what, resp, MAX_CONFIG).await?;
+        self.verified(&what, Some(digest.clone()), &body)?;
+        Ok(body)
+    }
+
+    fn verified(&self, what: &str, expected: Option<Digest>, body: &[u8]) -> Result<Digest> {
+        let actual = Digest::of(body);
+        match expected {
+            Some(expected) if expected != actual => Err(self.invalid(
+                what,
+                format!("content does not match its digest (got {actual}); the registry or a proxy altered it"),
+            )),
+            _ => Ok(actual),
+        }
+    }
+
+    async fn body(&self, what: &str, resp: Response, limit: usize) -> Result<Vec<u8>> {
+        if resp.content_length().is_some_and(|n| n as usize > limit) {
+            return Err(self.invalid(what, format!("response larger than {limit} bytes")));
+        }
+        let bytes = resp.bytes().await.map_err(|e| {
+            self.invalid(
+                what,
+                format!("reading the response failed: {}", root_cause(&e)),
+            )
+        })?;
+        if bytes.len() > limit {
+            return Err(self.invalid(what, format!("response larger than {limit} bytes")));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Sends one logical request: retries transient failures, answers one auth challenge.
+    async fn request(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        accept: &str,
+    ) -> Result<Response> {
+        let url = format!("{}/{path}", self.base);
+        if !self.known_realm_tried.replace(true)
+            && let Some(challenge) = Challenge::known(&self.name.host)
+        {
+            // Best effort: a failure here only means the ordinary 401 path below will run.
+            if let Ok(value) = self.answer(&challenge).await {
+                *self.authorization.lock().expect("not poisoned") = Some(value);
+            }
+        }
+        let resp = self.send(what, &method, &url, accept).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Challenge::parse)
+            .ok_or_else(|| Error::Unauthorized {
+                server: self.name.host.clone(),
+                what: format!("{what}: HTTP 401 without a usable WWW-Authenticate challenge"),
+            })?;
+        let value = self.answer(&challenge).await?;
+        *self.authorization.lock().expect("not poisoned") = Some(value);
+        let resp = self.send(what, &method, &url, accept).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let detail = error_detail(resp).await;
+            return Err(Error::Unauthorized {
+                server: self.name.host.clone(),
+                what: format!("{what}: credentials refused (HTTP 401{detail})"),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Turns a challenge into an `Authorization` header value.
+    async fn answer(&self, challenge: &Challenge) -> Result<HeaderValue> {
+        match challenge {
+            Challenge::Basic => {
+                let Some((user, password)) = &self.credentials else {
+                    return Err(Error::Unauthorized {
+                        server: self.name.host.clone(),
+                        what: "the registry requires a username and password".into(),
+                    });
+                };
+                Ok(basic(user, password))
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.name.path));
+                let mut url = reqwest::Url::parse(realm).map_err(|_| {
+                    self.invalid(
+                        "auth challenge",
+                        format!("token realm {realm:?} is not a URL"),
+                    )
+                })?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        q.append_pair("service", service);
+                    }
+                    q.append_pair("scope", &scope);
+                }
+                let what = format!("token from {}", url.host_str().unwrap_or(realm));
+                let resp = (|| async {
+                    let mut req = self.http.get(url.clone());
+                    if let Some((user, password)) = &self.credentials {
+                        req = req.header(AUTHORIZATION, basic(user, password));
+                    }
+                    classify(req.send().await)
+                })
+                .retry(backoff())
+                .adjust(adjust)
+                .notify(|e, d| notify(&what, e, d))
+                .await
+                .map_err(|e| self.final_error(&what, e, 0, Duration::ZERO))?;
+                match resp.status() {
+                    s if s.is_success() => {}
+                    s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                        let detail = error_detail(resp).await;
+                        return Err(Error::Unauthorized {
+                            server: self.name.host.clone(),
+                            what: format!("{what}: refused (HTTP {}{detail})", s.as_u16()),
+                        });
+                    }
+                    _ => return Err(self.status_error(&what, resp).await),
+                }
+                #[derive(Deserialize)]
+                struct TokenResponse {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                }
+                let body = self.body(&what, resp, 1 << 20).await?;
+                let parsed: TokenResponse = serde_json::from_slice(&body)
+                    .map_err(|_| self.invalid(&what, "the token response is not JSON".into()))?;
+                let token = parsed
+                    .token
+                    .or(parsed.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| self.invalid(&what, "the token response has no token".into()))?;
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        self.invalid(
+                            &what,
+                            "the token has characters not allowed in a header".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Ok(value)
+            }
+        }
+    }
+
+    /// One HTTP exchange, retried while the failure is transient.
+    async fn send(&self, what: &str, method: &Method, url: &str, accept: &str) -> Result<Response> {
+        let started = Instant::now();
+        let attempts = Cell::new(0);
+        let authorization = self.authorization.lock().expect("not poisoned").clone();
+        (|| async {
+            attempts.set(attempts.get() + 1);
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .header(ACCEPT, accept);
+            if let Some(value) = &authorization {
+                req = req.header(AUTHORIZATION, value.clone());
+            }
+            classify(req.send().await)
+        })
+        .retry(backoff())
+        .adjust(adjust)
+        .notify(|e, d| notify(what, e, d))
+        .await
+        .map_err(|e| self.final_error(what, e, attempts.get(), started.elapsed()))
+    }
+
+    fn final_error(
+        &self,
+        what: &str,
+        attempt: Attempt,
+        attempts: usize,
+        elapsed: Duration,
+    ) -> Error {
+        let server = self.name.host.clone();
+        match attempt {
+            Attempt::Unreachable(cause) => Error::Unreachable { server, cause },
+            Attempt::Transient { message, .. } => Error::GaveUp {
+                server,
+                what: what.into(),
+                attempts,
+                elapsed,
+                last: message,
+            },
+        }
+    }
+
+    async fn status_error(&self, what: &str, resp: Response) -> Error {
+        let status = resp.status().as_u16();
+        Error::Status {
+            server: self.name.host.clone(),
+            what: what.into(),
+            status,
+            detail: error_detail(resp).await,
+        }
+    }
+
+    fn invalid(&self, what: &str, message: String) -> Error {
+        Error::InvalidResponse {
+            server: self.name.host.clone(),
+            what: what.into(),
+            message,
+        }
+    }
+}
+
+fn config(key: &'static str, message: &str) -> Error {
+    Error::Config {
+        key,
+        message: message.into(),
+    }
+}
+
+fn basic(user: &str, password: &Secret) -> HeaderValue {
+    use base64::Engine as _;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+    let mut value =
+        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header");
+    value.set_sensitive(true);
+    value
+}
+
+/// Why one attempt failed. Both kinds are worth another attempt; anything else is an answer.
+#[derive(Debug)]
+enum Attempt {
+    Unreachable(String),
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
+    let resp = result.map_err(|e| Attempt::Unreachable(root_cause(&e)))?;
+    let status = resp.status();
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return Err(Attempt::Transient {
+            message: format!("HTTP {}", status.as_u16()),
+            retry_after,
+        });
+    }
+    Ok(resp)
+}
+
+/// Exponential backoff with jitter: 250 ms doubling to 8 s, at most 5 retries and 30 s of sleep.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(8))
+        .with_max_times(5)
+        .with_total_delay(Some(Duration::from_secs(30)))
+        .with_jitter()
+}
+
+/// Honour `Retry-After` (capped, so a registry cannot park a check for an hour) while the backoff
+/// still allows another attempt.
+fn adjust(attempt: &Attempt, planned: Option<Duration>) -> Option<Duration> {
+    let planned = planned?;
+    match attempt {
+        Attempt::Transient {
+            retry_after: Some(after),
+            ..
+        } => Some((*after).min(Duration::from_secs(20))),
+        _ => Some(planned),
+    }
+}
+
+fn notify(what: &str, attempt: &Attempt, delay: Duration) {
+    let reason = match attempt {
+        Attempt::Unreachable(cause) => cause,
+        Attempt::Transient { message, .. } => message,
+    };
+    eprintln!("{what}: {reason}; retrying in {:.1}s", delay.as_secs_f64());
+}
+
+/// The innermost cause of a reqwest error, e.g. "Connection refused (os error 111)". The outer
+/// layers repeat the URL and add nothing a user can act on.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    if e.is_timeout() {
+        "timed out".into()
+    } else {
+        source.to_string()
+    }
+}
+
+/// `": CODE message"` from a registry error body (`{"errors":[{"code":…,"message":…}]}`), or "".
+async fn error_detail(resp: Response) -> String {
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorEntry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let Ok(body) = resp.bytes().await else {
+        return String::new();
+    };
+    let Ok(parsed) = serde_json::from_slice::<Errors>(&body) else {
+        return String::new();
+    };
+    let parts: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| {
+            [e.code.as_deref(), e.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    }
+}

@@ -1,0 +1,19 @@
+//! Real servers on loopback for the integration tests. Nothing here imitates a server the
+//! project talks to; fault injection that a real server cannot produce is a thin proxy in front
+//! of the real one.
+
+/// Where `scripts/tools.sh` caches the Go-built tools (etcd, Kubernetes, kwok, crane).
+pub fn tools_bin() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("IRR_TOOLS_BIN") {
+        return std::path::PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("IRR_CACHE") {
+        return std::path::PathBuf::from(dir).join("bin");
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
+    cache.join("image-rollout-resource").join("bin")
+}
