@@ -1,0 +1,160 @@
+//! Connecting to the cluster from `source`: a kubeconfig (with an optional context), a server +
+//! token + CA, or — with none of these — the pod's own service account (in-cluster).
+//!
+//! Errors never echo the kubeconfig or token: YAML errors are reported by position only, because
+//! a parser's snippet of the offending line could be a client key.
+
+use base64::Engine as _;
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config};
+use serde_json::json;
+
+use crate::config::Source;
+use crate::error::{Error, Result};
+
+/// A client, the namespace to work in, and the server (for messages).
+pub struct Cluster {
+    pub client: Client,
+    pub namespace: String,
+    pub server: String,
+}
+
+/// Connects as `source` says. `namespace` (from `params`) beats `source.namespace`, which beats
+/// the kubeconfig context's (or service account's) namespace, which beats `default`.
+pub async fn connect(source: &Source, namespace: Option<&str>) -> Result<Cluster> {
+    let config = config(source).await?;
+    let server = config.cluster_url.to_string();
+    let namespace = namespace
+        .or(source.namespace.as_deref())
+        .map(str::to_string)
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config).map_err(|e| {
+        Error::Cluster(format!(
+            "cannot set up a client for {server}: {}",
+            root_cause(&e)
+        ))
+    })?;
+    Ok(Cluster {
+        client,
+        namespace,
+        server,
+    })
+}
+
+async fn config(source: &Source) -> Result<Config> {
+    let options = KubeConfigOptions {
+        context: source.context.clone(),
+        ..Default::default()
+    };
+    let kubeconfig = match (&source.kubeconfig, &source.server) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "source.server",
+                "set either source.kubeconfig or source.server (+ token), not both",
+            ));
+        }
+        (Some(text), None) => Kubeconfig::from_yaml(text.expose()).map_err(|e| match e {
+            KubeconfigError::Parse(_) => bad(
+                "source.kubeconfig",
+                "is not a kubeconfig (expected the YAML of `kubectl config view --raw --minify`)",
+            ),
+            other => bad("source.kubeconfig", &other.to_string()),
+        })?,
+        (None, Some(server)) => {
+            if source.context.is_some() {
+                return Err(bad("source.context", "only applies with source.kubeconfig"));
+            }
+            let token = source
+                .token
+                .as_ref()
+                .ok_or_else(|| bad("source.token", "is required with source.server"))?;
+            // The same path as a kubeconfig file: one way to load, one set of TLS rules.
+            let ca = source
+                .certificate_authority
+                .as_ref()
+                .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
+            serde_json::from_value(json!({
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "source", "cluster": {
+                    "server": server,
+                    "certificate-authority-data": ca,
+                    "insecure-skip-tls-verify": source.insecure_skip_tls_verify,
+                }}],
+                "users": [{"name": "source", "user": {"token": token.expose()}}],
+                "contexts": [{"name": "source", "context": {"cluster": "source", "user": "source"}}],
+                "current-context": "source",
+            }))
+            .map_err(|_| bad("source.server", "cannot build a client configuration from server, token and certificate_authority"))?
+        }
+        (None, None) => {
+            if source.token.is_some() || source.certificate_authority.is_some() {
+                return Err(bad(
+                    "source.server",
+                    "is required with source.token / source.certificate_authority",
+                ));
+            }
+            return Config::incluster().map_err(|e| {
+                bad(
+                    "source.kubeconfig",
+                    &format!(
+                        "no cluster credentials: set source.kubeconfig, or source.server and source.token, or run the worker in a pod with a service account ({e})"
+                    ),
+                )
+            });
+        }
+    };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| {
+            let key = if source.kubeconfig.is_some() {
+                "source.kubeconfig"
+            } else {
+                "source.certificate_authority"
+            };
+            bad(key, &format!("unusable: {}", e))
+        })?;
+    if source.insecure_skip_tls_verify {
+        config.accept_invalid_certs = true;
+    }
+    Ok(config)
+}
+
+fn bad(key: &'static str, message: &str) -> Error {
+    Error::Config {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Renders a kube error as one line: the API's own message for API errors (it names the user,
+/// verb and resource for RBAC denials), the innermost cause for transport errors.
+pub fn describe(server: &str, e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let mut line = format!(
+                "{} (HTTP {} {})",
+                status.message, status.code, status.reason
+            );
+            if status.code == 403 {
+                line.push_str(
+                    "; grant it in the Role bound to this identity (see pipeline/rbac.yaml)",
+                );
+            }
+            line
+        }
+        kube::Error::Auth(_) => format!(
+            "authentication failed against {server}: {}; check the token or kubeconfig",
+            root_cause(e)
+        ),
+        _ => format!("cannot reach {server}: {}", root_cause(e)),
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut source = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}

@@ -1,0 +1,655 @@
+//! `out`: patch the workloads' container image to `repository@digest`, wait until the rollout
+//! really finished, and roll back what changed when it did not.
+//!
+//! Every workload runs its own patch-and-wait concurrently. If any of them fails (or cannot even
+//! be patched), every workload this put changed is restored to the pod template it had before,
+//! so the cluster is never left half-deployed.
+
+pub mod cluster;
+pub mod pods;
+pub mod wait;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use kube::core::Selector;
+use serde_json::{Value, json};
+
+use crate::check::current_digest;
+use crate::config::{Digest, OutParams, OutRequest, Source, WorkloadKind, WorkloadRef};
+use crate::error::{Error, Result};
+use crate::protocol::{Metadata, StepOutput};
+use crate::registry::{ImageName, Registry};
+use cluster::Cluster;
+use workload::Workload;
+
+/// The field manager recorded in `managedFields` for the image fields `out` sets.
+pub const FIELD_MANAGER: &str = "image-rollout-resource";
+const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs a put. `dir` is the build's working directory (argv[1]); `params.image` is relative to it.
+pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
+    let started = Instant::now();
+    let OutRequest { source, params } = request;
+    let workloads = workloads(&source, &params)?;
+    let digest = resolve_digest(&source, &params, dir).await?;
+    let image = format!("{}@{digest}", source.repository);
+    let cluster = cluster::connect(&source, params.namespace.as_deref()).await?;
+    let run = Run {
+        cluster: &cluster,
+        repository: ImageName::parse(&source.repository)?,
+        container: params.container.as_deref().or(source.container.as_deref()),
+        image: &image,
+        wait: params.wait.unwrap_or(true),
+        timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        dry_run: params.dry_run,
+        change_cause: change_cause(&image),
+    };
+    eprintln!(
+        "rolling {} in namespace {} to {image}{}",
+        list(&workloads),
+        cluster.namespace,
+        if run.dry_run { " (dry run)" } else { "" }
+    );
+
+    let results = join_all(workloads.iter().map(|w| run.roll(w))).await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    if !failures.is_empty() {
+        let changed: Vec<&Changed> = results.iter().filter_map(|(c, _)| c.as_ref()).collect();
+        return Err(run
+            .fail(
+                failures,
+                &changed,
+                params.rollback_on_failure.unwrap_or(true),
+            )
+            .await);
+    }
+
+    let reports: Vec<Report> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    let mut metadata = vec![
+        Metadata::new("namespace", &cluster.namespace),
+        Metadata::new("workloads", list(&workloads)),
+        Metadata::new(
+            "previous_image",
+            reports
+                .iter()
+                .map(|r| r.previous.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Metadata::new("image", &image),
+        Metadata::new(
+            "revision",
+            reports
+                .iter()
+                .map(|r| r.revision.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Metadata::new("duration", format!("{}s", started.elapsed().as_secs())),
+        Metadata::new("rolled_back", "false"),
+    ];
+    if run.dry_run {
+        metadata.push(Metadata::new("dry_run", "true"));
+    }
+    Ok(StepOutput {
+        version: crate::Version { digest },
+        metadata,
+    })
+}
+
+/// `workloads`, or `deployment` as shorthand; params override source.
+fn workloads(source: &Source, params: &OutParams) -> Result<Vec<WorkloadRef>> {
+    let (deployment, workloads, key) = if params.deployment.is_some() || params.workloads.is_some()
+    {
+        (&params.deployment, &params.workloads, "params")
+    } else {
+        (&source.deployment, &source.workloads, "source")
+    };
+    let bad = |message: &str| Error::Config {
+        key: if key == "params" {
+            "params.workloads"
+        } else {
+            "source.workloads"
+        },
+        message: message.into(),
+    };
+    let list = match (deployment, workloads) {
+        (Some(_), Some(_)) => return Err(bad("set either deployment or workloads, not both")),
+        (Some(name), None) => {
+            vec![WorkloadRef::try_from(format!("deployment/{name}")).map_err(|m| bad(&m))?]
+        }
+        (None, Some(list)) if !list.is_empty() => list.clone(),
+        _ => {
+            return Err(bad(
+                "nothing to roll: set deployment: NAME or workloads: [deployment/NAME, ...]",
+            ));
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = list.iter().find(|w| !seen.insert(*w)) {
+        return Err(bad(&format!("{dup} is listed twice")));
+    }
+    Ok(list)
+}
+
+/// The digest to deploy: from a `get` step's directory, from `params.digest`, or the tag now.
+async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Result<Digest> {
+    match (&params.image, &params.digest) {
+        (Some(_), Some(_)) => Err(Error::Config {
+            key: "params.digest",
+            message: "set either params.image or params.digest, not both".into(),
+        }),
+        (None, Some(digest)) => Ok(digest.clone()),
+        (Some(path), None) => {
+            let read = |name: &str| {
+                let file = dir.join(path).join(name);
+                std::fs::read_to_string(&file)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| Error::File {
+                        path: file.display().to_string(),
+                        message: format!("cannot read ({e}); params.image must name the directory of a get step of this image"),
+                    })
+            };
+            let repository = read("repository")?;
+            let same =
+                ImageName::parse(&repository).ok() == Some(ImageName::parse(&source.repository)?);
+            if !same {
+                return Err(Error::Config {
+                    key: "params.image",
+                    message: format!(
+                        "{path}/repository is `{repository}` but source.repository is `{}`; refusing to deploy another image",
+                        source.repository
+                    ),
+                });
+            }
+            read("digest")?.parse().map_err(|message| Error::File {
+                path: dir.join(path).join("digest").display().to_string(),
+                message,
+            })
+        }
+        (None, None) => {
+            let registry = Registry::new(source)?;
+            current_digest(&registry, source)
+                .await?
+                .ok_or_else(|| Error::Config {
+                    key: "source.tag",
+                    message: format!(
+                        "tag `{}` does not exist in {}",
+                        source.tag, source.repository
+                    ),
+                })
+        }
+    }
+}
+
+/// `kubernetes.io/change-cause`: which build deployed what, with a link back to it.
+fn change_cause(image: &str) -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("BUILD_PIPELINE_NAME"),
+        var("BUILD_JOB_NAME"),
+        var("BUILD_NAME"),
+    ) {
+        (Some(pipeline), Some(job), Some(build)) => {
+            let team = var("BUILD_TEAM_NAME").unwrap_or_else(|| "main".into());
+            let url = var("ATC_EXTERNAL_URL")
+                .map(|atc| {
+                    format!(
+                        " {}/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds/{build}",
+                        atc.trim_end_matches('/')
+                    )
+                })
+                .unwrap_or_default();
+            format!("image-rollout {image} by {pipeline}/{job} #{build}{url}")
+        }
+        _ => format!("image-rollout {image}"),
+    }
+}
+
+fn list(workloads: &[WorkloadRef]) -> String {
+    workloads
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What one put needs to know, shared by all its workloads.
+struct Run<'a> {
+    cluster: &'a Cluster,
+    repository: ImageName,
+    container: Option<&'a str>,
+    image: &'a str,
+    wait: bool,
+    timeout: Duration,
+    dry_run: bool,
+    change_cause: String,
+}
+
+/// A workload this put patched, with what it takes to undo it.
+struct Changed {
+    workload: WorkloadRef,
+    template: Value,
+    change_cause: Option<String>,
+    images: BTreeMap<String, String>,
+}
+
+/// A workload that rolled out.
+struct Report {
+    previous: String,
+    revision: String,
+}
+
+impl Run<'_> {
+    async fn roll(&self, workload: &WorkloadRef) -> (Option<Changed>, Result<Report>) {
+        match workload.kind {
+            WorkloadKind::Deployment => self.roll_kind::<Deployment>(workload).await,
+            WorkloadKind::StatefulSet => self.roll_kind::<StatefulSet>(workload).await,
+            WorkloadKind::DaemonSet => self.roll_kind::<DaemonSet>(workload).await,
+        }
+    }
+
+    /// Patch one workload and wait for it. Returns what changed even when the wait failed, so the
+    /// caller can roll it back.
+    async fn roll_kind<K: Workload>(
+        &self,
+        workload: &WorkloadRef,
+    ) -> (Option<Changed>, Result<Report>) {
+        let api = Api::<K>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let object = match api.get(&workload.name).await {
+            Ok(object) => object,
+            Err(e) => return (None, Err(self.api_error(workload, "get", &e))),
+        };
+        let Some(template) = object.template() else {
+            return (
+                None,
+                Err(Error::Rollout(format!("{workload} has no pod template"))),
+            );
+        };
+        let containers =
+            match select_containers(template, self.container, &self.repository, workload) {
+                Ok(c) => c,
+                Err(e) => return (None, Err(e)),
+            };
+        let previous: BTreeMap<String, String> = containers
+            .iter()
+            .map(|c| (c.name.clone(), c.image.clone()))
+            .collect();
+        let images: BTreeMap<String, String> = containers
+            .iter()
+            .map(|c| (c.name.clone(), self.image.to_string()))
+            .collect();
+        let previous_text = summary(workload, &previous);
+
+        if previous == images {
+            eprintln!(
+                "{workload}: already runs {}; checking that it is healthy",
+                self.image
+            );
+            let result = self.wait_for::<K>(&object, &images, workload).await;
+            return (
+                None,
+                result.map(|revision| Report {
+                    previous: previous_text,
+                    revision,
+                }),
+            );
+        }
+
+        let patch = image_patch(&containers, self.image, &self.change_cause);
+        let patch_params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            dry_run: self.dry_run,
+            ..Default::default()
+        };
+        if let Err(e) = api
+            .patch(&workload.name, &patch_params, &Patch::Strategic(patch))
+            .await
+        {
+            return (None, Err(self.api_error(workload, "patch", &e)));
+        }
+        for c in &containers {
+            eprintln!(
+                "{workload}: container {}: {} -> {}{}",
+                c.name,
+                c.image,
+                self.image,
+                if self.dry_run {
+                    " (dry run: accepted by the API server, nothing changed)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if self.dry_run {
+            return (
+                None,
+                Ok(Report {
+                    previous: previous_text,
+                    revision: String::new(),
+                }),
+            );
+        }
+
+        let changed = Changed {
+            workload: workload.clone(),
+            template: serde_json::to_value(template).expect("templates serialize"),
+            change_cause: object
+                .meta()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CHANGE_CAUSE))
+                .cloned(),
+            images: previous,
+        };
+        let result = self.wait_for::<K>(&object, &images, workload).await;
+        (
+            Some(changed),
+            result.map(|revision| Report {
+                previous: previous_text,
+                revision,
+            }),
+        )
+    }
+
+    /// Waits for the rollout of the template running `images`, unless `wait: false`.
+    async fn wait_for<K: Workload>(
+        &self,
+        object: &K,
+        images: &BTreeMap<String, String>,
+        workload: &WorkloadRef,
+    ) -> Result<String> {
+        if !self.wait {
+            return Ok(String::new());
+        }
+        let selector = object
+            .selector()
+            .cloned()
+            .and_then(|s| Selector::try_from(s).ok())
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        wait::rollout::<K>(
+            self.cluster.client.clone(),
+            &self.cluster.namespace,
+            &workload.name,
+            &selector,
+            images,
+            self.timeout,
+            &workload.to_string(),
+        )
+        .await
+        .map(|done| {
+            eprintln!("{workload}: rollout complete");
+            done.revision()
+        })
+        .map_err(|reason| Error::Rollout(format!("{workload} did not roll out: {reason}")))
+    }
+
+    /// Builds the final error, after rolling back everything that changed (when enabled).
+    async fn fail(&self, failures: Vec<String>, changed: &[&Changed], rollback: bool) -> Error {
+        let mut message = failures.join("; ");
+        if changed.is_empty() {
+            return Error::Rollout(message);
+        }
+        if !rollback {
+            message.push_str(&format!(
+                "; left as is (rollback_on_failure: false): {}",
+                changed
+                    .iter()
+                    .map(|c| c.workload.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Error::Rollout(message);
+        }
+        eprintln!(
+            "rolling back {}",
+            changed
+                .iter()
+                .map(|c| c.workload.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let outcomes = join_all(changed.iter().map(|c| self.rollback(c))).await;
+        let outcomes: Vec<String> = changed
+            .iter()
+            .zip(outcomes)
+            .map(|(c, r)| match r {
+                Ok(()) => format!(
+                    "rolled back {} to {}",
+                    c.workload,
+                    summary(&c.workload, &c.images)
+                ),
+                Err(e) => format!("ROLLBACK FAILED for {}: {e}", c.workload),
+            })
+            .collect();
+        Error::Rollout(format!("{message}; {}", outcomes.join("; ")))
+    }
+
+    async fn rollback(&self, changed: &Changed) -> Result<()> {
+        match changed.workload.kind {
+            WorkloadKind::Deployment => self.rollback_kind::<Deployment>(changed).await,
+            WorkloadKind::StatefulSet => self.rollback_kind::<StatefulSet>(changed).await,
+            WorkloadKind::DaemonSet => self.rollback_kind::<DaemonSet>(changed).await,
+        }
+    }
+
+    /// Puts back the pod template (and change-cause) the workload had before this put — the
+    /// template `kubectl rollout undo` restores from the previous ReplicaSet/ControllerRevision,
+    /// taken from the object as found, so it is right even when the controller never got as far
+    /// as creating a new revision. Replicas, labels and other annotations are not touched.
+    async fn rollback_kind<K: Workload>(&self, changed: &Changed) -> Result<()> {
+        let api = Api::<K>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let annotation = "/metadata/annotations/kubernetes.io~1change-cause";
+        let cause = match &changed.change_cause {
+            Some(previous) => json!({"op": "add", "path": annotation, "value": previous}),
+            None => json!({"op": "remove", "path": annotation}),
+        };
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/spec/template", "value": changed.template},
+            cause,
+        ]))
+        .expect("a well-formed JSON patch");
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let object = api
+            .patch(&changed.workload.name, &params, &Patch::<()>::Json(patch))
+            .await
+            .map_err(|e| self.api_error(&changed.workload, "patch", &e))?;
+        eprintln!(
+            "{}: restored {}",
+            changed.workload,
+            summary(&changed.workload, &changed.images)
+        );
+        self.wait_for::<K>(&object, &changed.images, &changed.workload)
+            .await
+            .map(|_| ())
+    }
+
+    fn api_error(&self, workload: &WorkloadRef, verb: &str, e: &kube::Error) -> Error {
+        if let kube::Error::Api(status) = e
+            && status.code == 404
+        {
+            return Error::Cluster(format!(
+                "{workload} not found in namespace {}; check source.namespace and the workload name",
+                self.cluster.namespace
+            ));
+        }
+        Error::Cluster(format!(
+            "{verb} {workload} in namespace {}: {}",
+            self.cluster.namespace,
+            cluster::describe(&self.cluster.server, e)
+        ))
+    }
+}
+
+/// A container `out` will update.
+struct Selected {
+    name: String,
+    image: String,
+    init: bool,
+}
+
+/// The containers to update: `container` if given, else every container and initContainer whose
+/// image is from `repository` (sidecars from other repositories are left alone).
+fn select_containers(
+    template: &PodTemplateSpec,
+    container: Option<&str>,
+    repository: &ImageName,
+    workload: &WorkloadRef,
+) -> Result<Vec<Selected>> {
+    let spec = template.spec.clone().unwrap_or_default();
+    let all: Vec<Selected> = spec
+        .init_containers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c, true))
+        .chain(spec.containers.into_iter().map(|c| (c, false)))
+        .map(|(c, init)| Selected {
+            name: c.name,
+            image: c.image.unwrap_or_default(),
+            init,
+        })
+        .collect();
+    let describe_all = || {
+        all.iter()
+            .map(|c| format!("{} ({})", c.name, c.image))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (selected, what): (Vec<Selected>, String) = match container {
+        Some(name) => {
+            let names: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
+            let found = all.into_iter().filter(|c| c.name == name).collect();
+            (
+                found,
+                format!("no container named `{name}` (it has: {})", names.join(", ")),
+            )
+        }
+        None => {
+            let text = describe_all();
+            let found = all
+                .into_iter()
+                .filter(|c| same_repository(&c.image, repository))
+                .collect();
+            (
+                found,
+                format!(
+                    "no container runs an image of {}/{} (it has: {text}); set container: NAME",
+                    repository.host, repository.path
+                ),
+            )
+        }
+    };
+    if selected.is_empty() {
+        return Err(Error::Config {
+            key: if container.is_some() {
+                "container"
+            } else {
+                "source.repository"
+            },
+            message: format!("{workload} has {what}"),
+        });
+    }
+    Ok(selected)
+}
+
+/// Whether a container's `image` (`repo`, `repo:tag`, `repo@digest`, `repo:tag@digest`) is from
+/// `repository`, comparing normalised names (`alpine` is `docker.io/library/alpine`).
+fn same_repository(image: &str, repository: &ImageName) -> bool {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let name = match without_digest.rsplit_once(':') {
+        // A colon after the last slash is a tag; before it, a registry port.
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => without_digest,
+    };
+    ImageName::parse(name).is_ok_and(|n| &n == repository)
+}
+
+/// A strategic merge patch that sets only the image of the selected containers (merged by name)
+/// and records the change-cause.
+fn image_patch(containers: &[Selected], image: &str, change_cause: &str) -> Value {
+    let entries = |init: bool| -> Vec<Value> {
+        containers
+            .iter()
+            .filter(|c| c.init == init)
+            .map(|c| json!({"name": c.name, "image": image}))
+            .collect()
+    };
+    let mut spec = serde_json::Map::new();
+    for (key, init) in [("containers", false), ("initContainers", true)] {
+        let list = entries(init);
+        if !list.is_empty() {
+            spec.insert(key.into(), Value::Array(list));
+        }
+    }
+    json!({
+        "metadata": {"annotations": {CHANGE_CAUSE: change_cause}},
+        "spec": {"template": {"spec": spec}},
+    })
+}
+
+fn summary(workload: &WorkloadRef, images: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = images.iter().map(|(c, i)| format!("{c}={i}")).collect();
+    format!("{workload} {}", parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_match_ignores_tag_digest_and_docker_hub_spelling() {
+        let repo = ImageName::parse("127.0.0.1:5000/team/app").unwrap();
+        assert!(same_repository("127.0.0.1:5000/team/app", &repo));
+        assert!(same_repository("127.0.0.1:5000/team/app:v1", &repo));
+        assert!(same_repository("127.0.0.1:5000/team/app@sha256:abc", &repo));
+        assert!(!same_repository(
+            "127.0.0.1:5000/team/app-sidecar:v1",
+            &repo
+        ));
+        let hub = ImageName::parse("alpine").unwrap();
+        assert!(same_repository("docker.io/library/alpine:3.20", &hub));
+        assert!(!same_repository("envoyproxy/envoy:v1", &hub));
+    }
+
+    #[test]
+    fn patch_touches_only_the_selected_images() {
+        let selected = vec![
+            Selected {
+                name: "migrate".into(),
+                image: "r:old".into(),
+                init: true,
+            },
+            Selected {
+                name: "app".into(),
+                image: "r:old".into(),
+                init: false,
+            },
+        ];
+        assert_eq!(
+            image_patch(&selected, "r@sha256:1", "why"),
+            json!({
+                "metadata": {"annotations": {"kubernetes.io/change-cause": "why"}},
+                "spec": {"template": {"spec": {
+                    "containers": [{"name": "app", "image": "r@sha256:1"}],
+                    "initContainers": [{"name": "migrate", "image": "r@sha256:1"}],
+                }}},
+            })
+        );
+    }
+}
