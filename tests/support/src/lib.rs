@@ -2,6 +2,8 @@
 //! project talks to; fault injection that a real server cannot produce is a thin proxy in front
 //! of the real one.
 
+pub mod step;
+
 /// Where `scripts/tools.sh` caches the Go-built tools (etcd, Kubernetes, kwok, crane).
 pub fn tools_bin() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("IRR_TOOLS_BIN") {
