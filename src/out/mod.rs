@@ -34,6 +34,9 @@ use workload::Workload;
 pub const FIELD_MANAGER: &str = "image-rollout-resource";
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The least time a rollback gets: the old pods usually still run, but a put that timed out
+/// after a few seconds must not declare its own rollback failed after the same few seconds.
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs a put. `dir` is the build's working directory (argv[1]); `params.image` is relative to it.
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
@@ -298,7 +301,9 @@ impl Run<'_> {
                 "{workload}: already runs {}; checking that it is healthy",
                 self.image
             );
-            let result = self.wait_for::<K>(&object, &images, workload).await;
+            let result = self
+                .wait_for::<K>(&object, &images, workload, self.timeout)
+                .await;
             return (
                 None,
                 result.map(|revision| Report {
@@ -354,7 +359,9 @@ impl Run<'_> {
                 .cloned(),
             images: previous,
         };
-        let result = self.wait_for::<K>(&object, &images, workload).await;
+        let result = self
+            .wait_for::<K>(&object, &images, workload, self.timeout)
+            .await;
         (
             Some(changed),
             result.map(|revision| Report {
@@ -370,6 +377,7 @@ impl Run<'_> {
         object: &K,
         images: &BTreeMap<String, String>,
         workload: &WorkloadRef,
+        timeout: Duration,
     ) -> Result<String> {
         if !self.wait {
             return Ok(String::new());
@@ -386,7 +394,7 @@ impl Run<'_> {
             &workload.name,
             &selector,
             images,
-            self.timeout,
+            timeout,
             &workload.to_string(),
         )
         .await
@@ -475,7 +483,8 @@ impl Run<'_> {
             changed.workload,
             summary(&changed.workload, &changed.images)
         );
-        self.wait_for::<K>(&object, &changed.images, &changed.workload)
+        let timeout = self.timeout.max(ROLLBACK_TIMEOUT);
+        self.wait_for::<K>(&object, &changed.images, &changed.workload, timeout)
             .await
             .map(|_| ())
     }
