@@ -2,6 +2,8 @@
 //! project talks to; fault injection that a real server cannot produce is a thin proxy in front
 //! of the real one.
 
+pub mod cluster;
+pub mod process;
 pub mod step;
 
 /// Where `scripts/tools.sh` caches the Go-built tools (etcd, Kubernetes, kwok, crane).
