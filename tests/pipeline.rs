@@ -1,0 +1,617 @@
+//! The shipped pipeline files, read the way fly and the resource read them.
+//!
+//! `fly validate-pipeline` would be the real validator, but fly cannot be built here: the Go module
+//! proxy answers `403 Forbidden … This module version is not available.` for
+//! `github.com/concourse/concourse` and `…/fly`. So [`problems`] checks the shape fly validates
+//! (known keys, unique names, every get/put naming a declared resource, every resource type declared
+//! or a base type, well-formed plan steps), and the `source:`/`params:` blocks go through the
+//! resource's own config types, which reject unknown keys: the YAML cannot drift from the code.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use image_rollout_resource::config::{InParams, OutParams, Source};
+use serde_json::{Map, Value, json};
+
+const DEPLOY: &str = include_str!("../pipeline/deploy.yml");
+const VARS: &str = include_str!("../pipeline/vars.example.yml");
+const ACTIONS_STEP: &str = include_str!("../pipeline/github-actions-step.yml");
+const RBAC: &str = include_str!("../pipeline/rbac.yaml");
+
+/// Keys of vars.example.yml that say where the pipeline is set (team, `-p`), not vars of deploy.yml.
+const PLACEMENT_VARS: [&str; 2] = ["concourse_team", "concourse_pipeline"];
+
+const RESOURCE_TYPE: &str = "image-rollout";
+
+fn yaml(text: &str) -> Value {
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("not YAML: {e}"))
+}
+
+fn vars() -> Map<String, Value> {
+    match yaml(VARS) {
+        Value::Object(vars) => vars,
+        other => panic!("vars.example.yml is not a mapping: {other}"),
+    }
+}
+
+/// The `((name))` references in `text`.
+fn var_refs(text: &str) -> impl Iterator<Item = &str> {
+    text.split("((")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("))").map(|(name, _)| name))
+}
+
+/// Substitutes `((vars))` as fly does: a value that is only `((name))` becomes the var's value (of
+/// any type), a `((name))` inside a longer string is spliced in as text. Records every name used;
+/// a name `vars` lacks is an error, as fly would leave it for a credential manager this test has not.
+fn interpolate(value: &Value, vars: &Map<String, Value>, used: &mut BTreeSet<String>) -> Value {
+    let mut lookup = |name: &str| -> Value {
+        used.insert(name.to_string());
+        vars.get(name)
+            .unwrap_or_else(|| panic!("(({name})) is not in vars.example.yml"))
+            .clone()
+    };
+    match value {
+        Value::String(s) => match s.strip_prefix("((").and_then(|s| s.strip_suffix("))")) {
+            Some(name) if !name.contains("((") => lookup(name),
+            _ => {
+                let mut out = s.clone();
+                for name in var_refs(s).map(str::to_string).collect::<Vec<_>>() {
+                    let text = match lookup(&name) {
+                        Value::String(text) => text,
+                        other => other.to_string(),
+                    };
+                    out = out.replace(&format!("(({name}))"), &text);
+                }
+                Value::String(out)
+            }
+        },
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| interpolate(item, vars, used))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), interpolate(v, vars, used)))
+                .collect(),
+        ),
+        scalar => scalar.clone(),
+    }
+}
+
+/// deploy.yml with vars.example.yml substituted, and the names of the vars it used.
+fn pipeline() -> (Value, BTreeSet<String>) {
+    let mut used = BTreeSet::new();
+    let pipeline = interpolate(&yaml(DEPLOY), &vars(), &mut used);
+    (pipeline, used)
+}
+
+fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn name(value: &Value) -> &str {
+    value
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Resource types every Concourse worker ships.
+const BASE_TYPES: [&str; 12] = [
+    "registry-image",
+    "docker-image",
+    "git",
+    "time",
+    "s3",
+    "semver",
+    "pool",
+    "github-release",
+    "bosh-io-release",
+    "bosh-io-stemcell",
+    "cf",
+    "mock",
+];
+
+const TOP_KEYS: [&str; 6] = [
+    "resource_types",
+    "resources",
+    "jobs",
+    "groups",
+    "var_sources",
+    "display",
+];
+const RESOURCE_TYPE_KEYS: [&str; 8] = [
+    "name",
+    "type",
+    "source",
+    "privileged",
+    "params",
+    "check_every",
+    "tags",
+    "defaults",
+];
+const RESOURCE_KEYS: [&str; 12] = [
+    "name",
+    "type",
+    "source",
+    "check_every",
+    "check_timeout",
+    "webhook_token",
+    "icon",
+    "old_name",
+    "public",
+    "tags",
+    "version",
+    "expose_build_created_by",
+];
+const JOB_KEYS: [&str; 16] = [
+    "name",
+    "old_name",
+    "plan",
+    "serial",
+    "serial_groups",
+    "max_in_flight",
+    "build_log_retention",
+    "build_logs_to_retain",
+    "public",
+    "disable_manual_trigger",
+    "interruptible",
+    "on_success",
+    "on_failure",
+    "on_error",
+    "on_abort",
+    "ensure",
+];
+/// Keys any step may carry besides its own and the [`HOOKS`].
+const STEP_MODIFIERS: [&str; 4] = ["timeout", "attempts", "tags", "across"];
+const GET_KEYS: [&str; 5] = ["resource", "version", "passed", "params", "trigger"];
+const PUT_KEYS: [&str; 5] = ["resource", "inputs", "params", "get_params", "no_get"];
+
+const HOOKS: [&str; 5] = ["on_success", "on_failure", "on_error", "on_abort", "ensure"];
+
+/// A job's top-level steps: its plan and its hooks.
+fn job_steps(job: &Value) -> impl Iterator<Item = &Value> {
+    list(job, "plan")
+        .iter()
+        .chain(HOOKS.into_iter().filter_map(|hook| job.get(hook)))
+}
+
+/// The steps inside a step: the bodies of do/in_parallel/try, and its hooks.
+fn nested(step: &Map<String, Value>) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for (key, value) in step {
+        match (key.as_str(), value) {
+            ("do" | "in_parallel", Value::Array(items)) => out.extend(items),
+            ("in_parallel", Value::Object(_)) => out.extend(list(value, "steps")),
+            ("try", child) => out.push(child),
+            (hook, child) if HOOKS.contains(&hook) => out.push(child),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What fly would reject in a pipeline (after var substitution), as readable lines.
+fn problems(pipeline: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut unknown_keys = |what: &str, value: &Value, known: &[&str]| {
+        for key in value.as_object().into_iter().flat_map(Map::keys) {
+            if !known.contains(&key.as_str()) {
+                problems.push(format!("{what}: unknown key `{key}`"));
+            }
+        }
+    };
+    unknown_keys("pipeline", pipeline, &TOP_KEYS);
+    for t in list(pipeline, "resource_types") {
+        unknown_keys(
+            &format!("resource type {}", name(t)),
+            t,
+            &RESOURCE_TYPE_KEYS,
+        );
+    }
+    for r in list(pipeline, "resources") {
+        unknown_keys(&format!("resource {}", name(r)), r, &RESOURCE_KEYS);
+    }
+    for j in list(pipeline, "jobs") {
+        unknown_keys(&format!("job {}", name(j)), j, &JOB_KEYS);
+    }
+
+    let mut types: BTreeSet<&str> = BASE_TYPES.into();
+    for (what, items) in [
+        ("resource type", list(pipeline, "resource_types")),
+        ("resource", list(pipeline, "resources")),
+        ("job", list(pipeline, "jobs")),
+    ] {
+        let mut seen = BTreeSet::new();
+        for item in items {
+            if name(item).is_empty() {
+                problems.push(format!("a {what} has no name"));
+            } else if !seen.insert(name(item)) {
+                problems.push(format!("{what} `{}` is declared twice", name(item)));
+            }
+        }
+        if what == "resource type" {
+            types.extend(seen);
+        }
+    }
+    let mut resources = BTreeMap::new();
+    for r in list(pipeline, "resources") {
+        let kind = r.get("type").and_then(Value::as_str).unwrap_or_default();
+        if !types.contains(kind) {
+            problems.push(format!(
+                "resource `{}` has type `{kind}`, which is neither declared nor a base type",
+                name(r)
+            ));
+        }
+        if let Some(every) = r.get("check_every").and_then(Value::as_str)
+            && every != "never"
+            && humantime::parse_duration(every).is_err()
+        {
+            problems.push(format!(
+                "resource `{}`: check_every `{every}` is not a duration",
+                name(r)
+            ));
+        }
+        resources.insert(name(r), r);
+    }
+    let jobs: BTreeSet<&str> = list(pipeline, "jobs").iter().map(name).collect();
+    for job in list(pipeline, "jobs") {
+        let context = format!("job `{}`", name(job));
+        if list(job, "plan").is_empty() {
+            problems.push(format!("{context} has no plan"));
+        }
+        for step in job_steps(job) {
+            step_problems(step, &resources, &jobs, &context, &mut problems);
+        }
+    }
+    problems
+}
+
+fn step_problems(
+    step: &Value,
+    resources: &BTreeMap<&str, &Value>,
+    jobs: &BTreeSet<&str>,
+    context: &str,
+    problems: &mut Vec<String>,
+) {
+    let Some(map) = step.as_object() else {
+        problems.push(format!("{context}: a step is not a mapping: {step}"));
+        return;
+    };
+    let kinds: Vec<&str> = [
+        "get",
+        "put",
+        "task",
+        "set_pipeline",
+        "load_var",
+        "in_parallel",
+        "do",
+        "try",
+    ]
+    .into_iter()
+    .filter(|k| map.contains_key(*k))
+    .collect();
+    let [kind] = kinds[..] else {
+        problems.push(format!(
+            "{context}: a step must be exactly one of get/put/task/…, this one is {kinds:?}"
+        ));
+        return;
+    };
+    let own: &[&str] = match kind {
+        "get" => &GET_KEYS,
+        "put" => &PUT_KEYS,
+        "task" => &[
+            "config",
+            "file",
+            "image",
+            "privileged",
+            "vars",
+            "params",
+            "input_mapping",
+            "output_mapping",
+            "container_limits",
+            "hermetic",
+        ],
+        "set_pipeline" => &["file", "vars", "var_files", "team", "instance_vars"],
+        "load_var" => &["file", "format", "reveal"],
+        _ => &[],
+    };
+    for key in map.keys() {
+        let key = key.as_str();
+        if key != kind && ![own, &STEP_MODIFIERS, &HOOKS].concat().contains(&key) {
+            problems.push(format!("{context}: {kind} step: unknown key `{key}`"));
+        }
+    }
+    match kind {
+        "get" | "put" => {
+            let step_name = map[kind].as_str().unwrap_or_default();
+            let resource = map
+                .get("resource")
+                .and_then(Value::as_str)
+                .unwrap_or(step_name);
+            if !resources.contains_key(resource) {
+                problems.push(format!(
+                    "{context}: {kind} `{step_name}` names resource `{resource}`, which is not declared"
+                ));
+            }
+            for job in list(step, "passed").iter().filter_map(Value::as_str) {
+                if !jobs.contains(job) {
+                    problems.push(format!(
+                        "{context}: get `{step_name}` passed job `{job}`, which is not declared"
+                    ));
+                }
+            }
+        }
+        "task" if !map.contains_key("file") && !map.contains_key("config") => {
+            problems.push(format!("{context}: task needs `file` or `config`"));
+        }
+        _ => {}
+    }
+    for child in nested(map) {
+        step_problems(child, resources, jobs, context, problems);
+    }
+}
+
+/// Every step of the pipeline's jobs (hooks and nested steps included), with its job.
+fn steps(pipeline: &Value) -> Vec<(&str, &Map<String, Value>)> {
+    fn walk<'a>(step: &'a Value, job: &'a str, out: &mut Vec<(&'a str, &'a Map<String, Value>)>) {
+        if let Some(map) = step.as_object() {
+            out.push((job, map));
+            nested(map).into_iter().for_each(|s| walk(s, job, out));
+        }
+    }
+    let mut out = Vec::new();
+    for job in list(pipeline, "jobs") {
+        for step in job_steps(job) {
+            walk(step, name(job), &mut out);
+        }
+    }
+    out
+}
+
+/// The resource a get/put step uses, if it is one.
+fn step_resource(step: &Map<String, Value>) -> Option<(&'static str, &str)> {
+    ["get", "put"].into_iter().find_map(|kind| {
+        let step_name = step.get(kind)?.as_str()?;
+        let resource = step
+            .get("resource")
+            .and_then(Value::as_str)
+            .unwrap_or(step_name);
+        Some((kind, resource))
+    })
+}
+
+fn rollout_resources(pipeline: &Value) -> Vec<&Value> {
+    list(pipeline, "resources")
+        .iter()
+        .filter(|r| r["type"] == RESOURCE_TYPE)
+        .collect()
+}
+
+#[test]
+fn deploy_yml_has_the_shape_fly_validates() {
+    let (pipeline, _) = pipeline();
+    assert_eq!(problems(&pipeline), Vec::<String>::new());
+    assert!(
+        list(&pipeline, "resource_types")
+            .iter()
+            .any(|t| name(t) == RESOURCE_TYPE && t["type"] == "registry-image"),
+        "deploy.yml must declare the `{RESOURCE_TYPE}` resource type as a registry-image"
+    );
+}
+
+#[test]
+fn the_structural_check_catches_what_fly_would_reject() {
+    let (pipeline, _) = pipeline();
+    let broken = |edit: &dyn Fn(&mut Value)| {
+        let mut p = pipeline.clone();
+        edit(&mut p);
+        problems(&p)
+    };
+    fn plan(p: &mut Value) -> &mut Vec<Value> {
+        p["jobs"][0]["plan"].as_array_mut().expect("a plan")
+    }
+
+    let found = broken(&|p| plan(p)[1]["put"] = json!("no-such-resource"));
+    assert!(
+        found.iter().any(|m| m.contains("`no-such-resource`")),
+        "{found:?}"
+    );
+    let found = broken(&|p| p["resources"][0]["type"] = json!("no-such-type"));
+    assert!(
+        found.iter().any(|m| m.contains("no-such-type")),
+        "{found:?}"
+    );
+    let found = broken(&|p| {
+        let twin = p["resources"][0].clone();
+        p["resources"].as_array_mut().unwrap().push(twin)
+    });
+    assert!(
+        found.iter().any(|m| m.contains("declared twice")),
+        "{found:?}"
+    );
+    let found = broken(&|p| plan(p)[0]["trigger_on"] = json!(true));
+    assert!(
+        found.iter().any(|m| m.contains("`trigger_on`")),
+        "{found:?}"
+    );
+    let found = broken(&|p| plan(p).push(json!({"get": "x", "put": "x"})));
+    assert!(found.iter().any(|m| m.contains("exactly one")), "{found:?}");
+    let found = broken(&|p| p["resources"][0]["check_every"] = json!("daily"));
+    assert!(found.iter().any(|m| m.contains("`daily`")), "{found:?}");
+    let found = broken(&|p| p["jobs"][0]["plan"] = json!([]));
+    assert!(found.iter().any(|m| m.contains("no plan")), "{found:?}");
+}
+
+#[test]
+fn vars_example_defines_exactly_the_vars_deploy_yml_uses() {
+    // `pipeline()` panics on a var that vars.example.yml lacks; here the other direction: an example
+    // var nothing reads is a leftover that misleads whoever fills it in.
+    let (_, used) = pipeline();
+    let defined: BTreeSet<String> = vars()
+        .keys()
+        .filter(|k| !PLACEMENT_VARS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(defined, used);
+    // rbac.yaml tells which var its token goes into.
+    for var in var_refs(RBAC) {
+        assert!(
+            used.contains(var),
+            "rbac.yaml names (({var})), which deploy.yml does not use"
+        );
+    }
+}
+
+#[test]
+fn sources_and_params_parse_as_the_resource_reads_them() {
+    let (pipeline, _) = pipeline();
+    let resources = rollout_resources(&pipeline);
+    assert!(!resources.is_empty(), "no `{RESOURCE_TYPE}` resource");
+    for resource in &resources {
+        let source = resource.get("source").cloned().unwrap_or_default();
+        if let Err(e) = serde_json::from_value::<Source>(source) {
+            panic!("resource `{}`: source: {e}", name(resource));
+        }
+    }
+    let ours: BTreeSet<&str> = resources.iter().map(|r| name(r)).collect();
+    let mut puts = 0;
+    for (job, step) in steps(&pipeline) {
+        let Some((kind, resource)) = step_resource(step) else {
+            continue;
+        };
+        if !ours.contains(resource) {
+            continue;
+        }
+        let params = step.get("params").cloned().unwrap_or(json!({}));
+        let parsed = match kind {
+            "get" => serde_json::from_value::<InParams>(params).err(),
+            _ => {
+                puts += 1;
+                let get_params = step.get("get_params").cloned().unwrap_or(json!({}));
+                serde_json::from_value::<OutParams>(params)
+                    .err()
+                    .or_else(|| serde_json::from_value::<InParams>(get_params).err())
+            }
+        };
+        if let Some(e) = parsed {
+            panic!("job `{job}`: {kind} `{resource}`: {e}");
+        }
+    }
+    assert!(puts > 0, "no put rolls a `{RESOURCE_TYPE}` resource");
+}
+
+#[test]
+fn deploy_job_is_webhook_driven_serial_and_rolls_the_fetched_digest() {
+    let (pipeline, _) = pipeline();
+    let [resource] = rollout_resources(&pipeline)[..] else {
+        panic!("expected one `{RESOURCE_TYPE}` resource");
+    };
+    assert!(
+        resource["webhook_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "the resource needs a webhook_token for the Actions step to call"
+    );
+    // Webhook-driven, with the periodic check kept as a safety net (not `never`), and not the 1m
+    // default that would poll the registry all day.
+    let every = resource["check_every"].as_str().expect("check_every");
+    let every = humantime::parse_duration(every).expect("check_every is a duration");
+    assert!(every >= std::time::Duration::from_secs(3600), "{every:?}");
+
+    let jobs = list(&pipeline, "jobs");
+    let deploy = jobs
+        .iter()
+        .find(|j| name(j) == "deploy")
+        .expect("a `deploy` job");
+    assert_eq!(deploy["serial"], true, "two rollouts must not overlap");
+    let plan = list(deploy, "plan");
+    let get = plan
+        .iter()
+        .position(|s| s.as_object().and_then(step_resource) == Some(("get", name(resource))))
+        .expect("the deploy job gets the image resource");
+    assert_eq!(
+        plan[get]["trigger"], true,
+        "a new digest must start the job"
+    );
+    let put = plan
+        .iter()
+        .position(|s| s.as_object().and_then(step_resource) == Some(("put", name(resource))))
+        .expect("the deploy job puts the image resource");
+    assert!(get < put, "the put must come after the get it deploys");
+    // `image` is the directory of the get: the artifact named by `get:` (not its `resource:`).
+    assert_eq!(
+        plan[put]["params"]["image"], plan[get]["get"],
+        "the put must roll to the digest the get fetched"
+    );
+}
+
+#[test]
+fn actions_step_calls_the_webhook_of_the_shipped_resource() {
+    let steps = yaml(ACTIONS_STEP);
+    let [step] = steps.as_array().map(Vec::as_slice).unwrap_or_default() else {
+        panic!("github-actions-step.yml must be a list of one step");
+    };
+    let run = step["run"].as_str().expect("the step runs a command");
+    assert!(
+        run.starts_with("curl --fail-with-body ") && run.contains(" -X POST "),
+        "{run}"
+    );
+    let url = run
+        .split('"')
+        .find(|s| s.contains("/api/v1/"))
+        .expect("a quoted webhook URL");
+    let (base, path) = url.split_once("/api/v1/").unwrap();
+    let (path, query) = path.split_once('?').expect("a query string");
+    let segments: Vec<&str> = path.split('/').collect();
+    let [
+        "teams",
+        team,
+        "pipelines",
+        pipeline_name,
+        "resources",
+        resource,
+        "check",
+        "webhook",
+    ] = segments[..]
+    else {
+        panic!("not a check webhook path: {path}");
+    };
+
+    let vars = vars();
+    assert_eq!(team, vars["concourse_team"]);
+    assert_eq!(pipeline_name, vars["concourse_pipeline"]);
+    let (pipeline, _) = pipeline();
+    assert!(
+        rollout_resources(&pipeline)
+            .iter()
+            .any(|r| name(r) == resource && r.get("webhook_token").is_some()),
+        "the webhook names `{resource}`, which is not an `{RESOURCE_TYPE}` resource with a webhook_token in deploy.yml"
+    );
+
+    // Concourse reads `webhook_token` (`token` answers 400), here from the secret via env.
+    let env = &step["env"];
+    let token_var = query
+        .strip_prefix("webhook_token=${")
+        .and_then(|q| q.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("query is not webhook_token=${{ENV}}: {query}"));
+    assert_eq!(
+        env[token_var], "${{ secrets.CONCOURSE_WEBHOOK_TOKEN }}",
+        "the token comes from the repository secret"
+    );
+    let host_var = base
+        .strip_prefix("${")
+        .and_then(|b| b.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("the Concourse URL is not an env var: {base}"));
+    assert!(
+        env[host_var]
+            .as_str()
+            .is_some_and(|v| v.starts_with("${{ vars.")),
+        "the Concourse URL comes from a repository variable: {env}"
+    );
+}
