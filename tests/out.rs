@@ -1,0 +1,679 @@
+//! `out` against a real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok
+//! nodes): the built binary, JSON on stdin, as Concourse runs it.
+//!
+//! Images here never need to exist: kwok plays the kubelet, so pods become Ready without a pull,
+//! and images whose name carries a failure marker fail the way real ones do (see
+//! `testbed::cluster`). `params.digest` pins the version, so no registry is involved; the
+//! registry-to-cluster path is covered by the end-to-end demo and `put_resolves_the_tag_now`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use testbed::cluster::{self, ControlPlane};
+use testbed::step::{self, StepResult};
+
+const REPO: &str = "registry.example.test/team/app";
+
+fn cp() -> &'static ControlPlane {
+    ControlPlane::shared()
+}
+
+/// A distinct, well-formed digest per test.
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+/// Admin credentials, the namespace, and `deployment: web` (most tests roll that one).
+fn source(namespace: &str) -> Value {
+    json!({"repository": REPO, "kubeconfig": cp().kubeconfig_yaml(), "namespace": namespace, "deployment": "web"})
+}
+
+/// `source` rolling `workloads` instead of `deployment: web`.
+fn source_for(namespace: &str, workloads: &[&str]) -> Value {
+    let mut source = source(namespace);
+    source.as_object_mut().unwrap().remove("deployment");
+    source["workloads"] = json!(workloads);
+    source
+}
+
+fn out(request: &Value) -> StepResult {
+    let dir = tempfile::tempdir().unwrap();
+    step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), request, &[])
+}
+
+/// A Deployment of `replicas` pods whose `app` container runs `image`, plus `extra` containers
+/// (YAML list items, already indented) and extra spec lines.
+fn deployment(
+    name: &str,
+    replicas: u32,
+    image: &str,
+    extra_containers: &str,
+    extra_spec: &str,
+) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{team: platform}}
+  annotations: {{owner: someone-else}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
+{extra_spec}  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: app
+          image: {image}
+{extra_containers}"#
+    )
+}
+
+fn get(namespace: &str, object: &str, jsonpath: &str) -> String {
+    cp().kubectl_ok(&[
+        "-n",
+        namespace,
+        "get",
+        object,
+        "-o",
+        &format!("jsonpath={jsonpath}"),
+    ])
+}
+
+fn app_image(namespace: &str, object: &str) -> String {
+    get(
+        namespace,
+        object,
+        r#"{.spec.template.spec.containers[?(@.name=="app")].image}"#,
+    )
+}
+
+fn rollout_status(namespace: &str, object: &str) {
+    cp().kubectl_ok(&[
+        "-n",
+        namespace,
+        "rollout",
+        "status",
+        object,
+        "--timeout=120s",
+    ]);
+}
+
+#[test]
+fn put_rolls_the_deployment_to_the_digest_and_reports_it() {
+    let ns = cp().namespace("out-ok");
+    cp().apply(&ns, &deployment("web", 3, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+
+    let d = digest(1);
+    let result = out(&json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}}));
+    let json = result.json();
+    assert_eq!(json["version"], json!({"digest": d}));
+    let metadata: Vec<(String, String)> = json["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let meta = |k: &str| {
+        metadata
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(meta("namespace"), ns);
+    assert_eq!(meta("workloads"), "deployment/web");
+    assert_eq!(meta("image"), format!("{REPO}@{d}"));
+    assert!(
+        meta("previous_image").contains(&format!("app={REPO}:v1")),
+        "{metadata:?}"
+    );
+    assert_eq!(meta("revision"), "2");
+    assert_eq!(meta("rolled_back"), "false");
+
+    // The rollout really finished: every replica runs the new template and is available.
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+    assert_eq!(
+        get(
+            &ns,
+            "deploy/web",
+            "{.status.updatedReplicas}/{.status.availableReplicas}/{.status.replicas}"
+        ),
+        "3/3/3"
+    );
+    // Progress was shown as counts changed.
+    assert!(result.stderr.contains("/3 updated"), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("rollout complete"),
+        "{}",
+        result.stderr
+    );
+    // Only the image changed; the change is explained in the rollout history.
+    assert_eq!(
+        get(
+            &ns,
+            "deploy/web",
+            "{.spec.replicas} {.metadata.labels.team} {.metadata.annotations.owner}"
+        ),
+        "3 platform someone-else"
+    );
+    let history = cp().kubectl_ok(&["-n", &ns, "rollout", "history", "deploy/web"]);
+    assert!(
+        history.contains(&format!("image-rollout {REPO}@{d}")),
+        "{history}"
+    );
+}
+
+#[test]
+fn put_of_the_current_digest_starts_no_rollout() {
+    let ns = cp().namespace("out-same");
+    let d = digest(2);
+    cp().apply(&ns, &deployment("web", 2, &format!("{REPO}@{d}"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    let generation = get(&ns, "deploy/web", "{.metadata.generation}");
+
+    let result = out(&json!({"source": source(&ns), "params": {"digest": d}}));
+    assert_eq!(result.json()["version"]["digest"], d);
+    assert!(result.stderr.contains("already runs"), "{}", result.stderr);
+    assert_eq!(get(&ns, "deploy/web", "{.metadata.generation}"), generation);
+}
+
+#[test]
+fn put_updates_only_containers_of_the_source_repository() {
+    let ns = cp().namespace("out-sidecar");
+    let sidecar = "        - name: proxy\n          image: registry.example.test/team/envoy:1.30\n";
+    cp().apply(
+        &ns,
+        &deployment("web", 1, &format!("{REPO}:v1"), sidecar, ""),
+    );
+    rollout_status(&ns, "deploy/web");
+
+    let d = digest(3);
+    out(&json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}})).json();
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+    assert_eq!(
+        get(
+            &ns,
+            "deploy/web",
+            r#"{.spec.template.spec.containers[?(@.name=="proxy")].image}"#
+        ),
+        "registry.example.test/team/envoy:1.30"
+    );
+
+    // A container name that does not exist is refused before anything changes, listing the real ones.
+    let result =
+        out(&json!({"source": source(&ns), "params": {"digest": digest(4), "container": "api"}}));
+    let line = result.error_line();
+    assert!(
+        line.contains("no container named `api`") && line.contains("app, proxy"),
+        "{line}"
+    );
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+}
+
+/// A put whose new pods fail as `marker` makes kwok fail them: the step fails with the pod's
+/// own reason (not the 5-minute timeout) and the Deployment is back on its old template.
+fn broken_image_fails_fast_and_rolls_back(marker: &str, expected: &[&str]) {
+    let ns = cp().namespace(&format!("out-{marker}"));
+    // The new version's repository carries the failure marker; `container` picks the app
+    // container although its current image comes from another repository.
+    let broken = format!("registry.example.test/team/{marker}");
+    cp().apply(&ns, &deployment("web", 2, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    let request = json!({
+        "source": {"repository": broken, "kubeconfig": cp().kubeconfig_yaml(), "namespace": ns, "deployment": "web", "container": "app"},
+        "params": {"digest": digest(5), "timeout": "5m"},
+    });
+    let line = out(&request).error_line();
+    assert!(
+        line.contains("deployment/web did not roll out: pod web-"),
+        "{line}"
+    );
+    for text in expected {
+        assert!(line.contains(text), "{text:?} missing in {line}");
+    }
+    assert!(!line.contains("timed out"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "rolled back deployment/web to deployment/web app={REPO}:v1"
+        )),
+        "{line}"
+    );
+    // Back on the old template, healthy, replicas untouched.
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+    rollout_status(&ns, "deploy/web");
+    assert_eq!(get(&ns, "deploy/web", "{.spec.replicas}"), "2");
+}
+
+#[test]
+fn a_crash_looping_image_fails_with_its_last_words_and_rolls_back() {
+    broken_image_fails_fast_and_rolls_back(
+        cluster::CRASH_LOOP_MARKER,
+        &[
+            "container app: CrashLoopBackOff: exit code 1",
+            cluster::CRASH_MESSAGE,
+        ],
+    );
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_and_rolls_back() {
+    broken_image_fails_fast_and_rolls_back(
+        cluster::PULL_FAIL_MARKER,
+        &["container app: ImagePullBackOff"],
+    );
+}
+
+#[test]
+fn a_rollout_that_does_not_finish_in_time_times_out_and_rolls_back() {
+    let ns = cp().namespace("out-timeout");
+    // minReadySeconds keeps every new pod unavailable for a while: a healthy but slow rollout.
+    cp().apply(
+        &ns,
+        &deployment(
+            "web",
+            2,
+            &format!("{REPO}:v1"),
+            "",
+            "  minReadySeconds: 30\n",
+        ),
+    );
+    rollout_status(&ns, "deploy/web");
+    let result =
+        out(&json!({"source": source(&ns), "params": {"digest": digest(6), "timeout": "3s"}}));
+    let line = result.error_line();
+    assert!(line.contains("timed out after 3s"), "{line}");
+    assert!(line.contains("rolled back deployment/web"), "{line}");
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+}
+
+#[test]
+fn rollback_can_be_turned_off() {
+    let ns = cp().namespace("out-norollback");
+    cp().apply(
+        &ns,
+        &deployment(
+            "web",
+            1,
+            &format!("{REPO}:v1"),
+            "",
+            "  minReadySeconds: 30\n",
+        ),
+    );
+    rollout_status(&ns, "deploy/web");
+    let d = digest(7);
+    let result = out(
+        &json!({"source": source(&ns), "params": {"digest": d, "timeout": "2s", "rollback_on_failure": false}}),
+    );
+    assert!(
+        result
+            .error_line()
+            .contains("left as is (rollback_on_failure: false)")
+    );
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+}
+
+#[test]
+fn statefulset_and_daemonset_roll_out() {
+    let ns = cp().namespace("out-kinds");
+    cp().apply(
+        &ns,
+        &format!(
+            r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db}}
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec: {{containers: [{{name: app, image: "{REPO}:v1"}}]}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec: {{containers: [{{name: app, image: "{REPO}:v1"}}]}}
+"#
+        ),
+    );
+    rollout_status(&ns, "statefulset/db");
+    rollout_status(&ns, "daemonset/agent");
+    let d = digest(8);
+    let source = source_for(&ns, &["statefulset/db", "daemonset/agent"]);
+    let result = out(&json!({"source": source, "params": {"digest": d, "timeout": "3m"}}));
+    result.json();
+    for object in ["statefulset/db", "daemonset/agent"] {
+        assert_eq!(app_image(&ns, object), format!("{REPO}@{d}"));
+    }
+    // kubectl agrees the rollouts are complete, and the pods run the digest.
+    rollout_status(&ns, "statefulset/db");
+    let images = cp().kubectl_ok(&[
+        "-n",
+        &ns,
+        "get",
+        "pods",
+        "-l",
+        "app=db",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert!(
+        images.split(' ').all(|i| i == format!("{REPO}@{d}")),
+        "{images}"
+    );
+}
+
+#[test]
+fn one_failing_workload_rolls_back_all_that_changed() {
+    let ns = cp().namespace("out-multi");
+    let nodes = cp()
+        .kubectl_ok(&["get", "nodes", "-o", "name"])
+        .lines()
+        .count() as u32;
+    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    // One pod per node on every node and no room to surge: the new pod can never be scheduled.
+    let affinity = "      affinity: {podAntiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: {app: worker}}, topologyKey: kubernetes.io/hostname}]}}\n";
+    let worker = deployment("worker", nodes, &format!("{REPO}:v1"), "", "").replace(
+        "      containers:\n",
+        &format!("{affinity}      containers:\n"),
+    );
+    cp().apply(&ns, &worker);
+    rollout_status(&ns, "deploy/web");
+    rollout_status(&ns, "deploy/worker");
+
+    let source = source_for(&ns, &["deployment/web", "deployment/worker"]);
+    let result = out(&json!({"source": source, "params": {"digest": digest(9), "timeout": "5m"}}));
+    let line = result.error_line();
+    assert!(
+        line.contains("deployment/worker did not roll out") && line.contains("Unschedulable"),
+        "{line}"
+    );
+    assert!(
+        line.contains("rolled back deployment/web")
+            && line.contains("rolled back deployment/worker"),
+        "{line}"
+    );
+    for object in ["deploy/web", "deploy/worker"] {
+        assert_eq!(app_image(&ns, object), format!("{REPO}:v1"));
+        rollout_status(&ns, object);
+    }
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let ns = cp().namespace("out-dry");
+    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    let generation = get(&ns, "deploy/web", "{.metadata.generation}");
+    let result =
+        out(&json!({"source": source(&ns), "params": {"digest": digest(10), "dry_run": true}}));
+    result.json();
+    assert!(result.stderr.contains("dry run"), "{}", result.stderr);
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+    assert_eq!(get(&ns, "deploy/web", "{.metadata.generation}"), generation);
+}
+
+#[test]
+fn the_wait_survives_an_api_server_restart() {
+    let ns = cp().namespace("out-restart");
+    cp().apply(
+        &ns,
+        &deployment(
+            "web",
+            3,
+            &format!("{REPO}:v1"),
+            "",
+            "  minReadySeconds: 4\n",
+        ),
+    );
+    rollout_status(&ns, "deploy/web");
+    let d = digest(11);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_out"))
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = json!({"source": source(&ns), "params": {"digest": d, "timeout": "4m"}});
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        request.to_string().as_bytes(),
+    )
+    .unwrap();
+    // Restart once the wait is under way (the first progress line), then let it finish.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("updated") {
+        assert!(
+            stderr.read_line(&mut log).unwrap() > 0,
+            "out ended early:\n{log}"
+        );
+    }
+    cp().restart_apiserver();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{log}{rest}");
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+    assert_eq!(
+        get(
+            &ns,
+            "deploy/web",
+            "{.status.updatedReplicas}/{.status.availableReplicas}"
+        ),
+        "3/3"
+    );
+}
+
+#[test]
+fn authenticates_with_a_kubeconfig_context() {
+    let ns = cp().namespace("out-context");
+    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    // A kubeconfig whose current context points nowhere: only `context: admin` can work.
+    let mut kubeconfig: Value = serde_saphyr::from_str(&cp().kubeconfig_yaml()).unwrap();
+    let admin = kubeconfig["contexts"][0].clone();
+    let mut broken = admin.clone();
+    broken["name"] = json!("broken");
+    broken["context"]["cluster"] = json!("nowhere");
+    kubeconfig["contexts"] = json!([admin, broken]);
+    kubeconfig["current-context"] = json!("broken");
+    let yaml = serde_json::to_string(&kubeconfig).unwrap(); // JSON is YAML
+    let d = digest(12);
+    let source = json!({"repository": REPO, "kubeconfig": yaml, "context": "admin", "namespace": ns, "deployment": "web"});
+    out(&json!({"source": source, "params": {"digest": d, "timeout": "2m"}})).json();
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+}
+
+/// Applies pipeline/rbac.yaml (optionally with one verb removed) and returns the token of its
+/// ServiceAccount.
+fn shipped_rbac_token(ns: &str, drop_verb: Option<(&str, &str)>) -> String {
+    let mut rbac =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipeline/rbac.yaml"))
+            .unwrap();
+    if let Some((from, to)) = drop_verb {
+        assert!(rbac.contains(from), "rbac.yaml changed: {from:?} not found");
+        rbac = rbac.replace(from, to);
+    }
+    cp().apply(ns, &rbac);
+    cp().service_account_token(ns, "image-rollout")
+}
+
+#[test]
+fn the_shipped_role_is_enough_with_server_token_and_ca() {
+    let ns = cp().namespace("out-rbac");
+    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    let token = shipped_rbac_token(&ns, None);
+    let d = digest(13);
+    let source = json!({
+        "repository": REPO, "namespace": ns, "deployment": "web",
+        "server": cp().server(), "token": token, "certificate_authority": cp().ca_pem(),
+    });
+    let result = out(&json!({"source": source, "params": {"digest": d, "timeout": "2m"}}));
+    result.json();
+    result.assert_never_prints(&token);
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+}
+
+#[test]
+fn a_missing_permission_is_named_and_nothing_changes() {
+    let ns = cp().namespace("out-rbac-patch");
+    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    let token = shipped_rbac_token(
+        &ns,
+        Some((
+            r#"verbs: ["get", "list", "watch", "patch"]"#,
+            r#"verbs: ["get", "list", "watch"]"#,
+        )),
+    );
+    let source = json!({
+        "repository": REPO, "namespace": ns, "deployment": "web",
+        "server": cp().server(), "token": token, "certificate_authority": cp().ca_pem(),
+    });
+    let result = out(&json!({"source": source, "params": {"digest": digest(14)}}));
+    let line = result.error_line();
+    assert!(
+        line.contains(r#"cannot patch resource "deployments""#),
+        "{line}"
+    );
+    assert!(line.contains("HTTP 403"), "{line}");
+    result.assert_never_prints(&token);
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+}
+
+#[test]
+fn a_wrong_token_is_refused_without_printing_it() {
+    let token = "not-a-real-token-3f9a1c";
+    let source = json!({
+        "repository": REPO, "namespace": "default", "deployment": "web",
+        "server": cp().server(), "token": token, "certificate_authority": cp().ca_pem(),
+    });
+    let result = out(&json!({"source": source, "params": {"digest": digest(15)}}));
+    let line = result.error_line();
+    assert!(line.contains("401"), "{line}");
+    result.assert_never_prints(token);
+}
+
+#[test]
+fn authenticates_in_cluster_from_the_service_account_files() {
+    // kube reads the service account from its fixed path, as in a real pod; this machine is a
+    // throwaway sandbox, so the test writes it there.
+    let ns = cp().namespace("out-incluster");
+    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    rollout_status(&ns, "deploy/web");
+    let token = shipped_rbac_token(&ns, None);
+    let sa = std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount");
+    std::fs::create_dir_all(sa).unwrap();
+    std::fs::write(sa.join("token"), &token).unwrap();
+    std::fs::write(sa.join("ca.crt"), cp().ca_pem()).unwrap();
+    std::fs::write(sa.join("namespace"), &ns).unwrap();
+    let server = cp().server();
+    let port = server.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let d = digest(16);
+    let result = step::run(
+        env!("CARGO_BIN_EXE_out"),
+        Some(dir.path()),
+        // No namespace and no credentials: both come from the pod's service account.
+        &json!({"source": {"repository": REPO, "deployment": "web"}, "params": {"digest": d, "timeout": "2m"}}),
+        &[
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+            ("KUBERNETES_SERVICE_PORT", &port),
+        ],
+    );
+    std::fs::remove_dir_all(sa).unwrap();
+    result.json();
+    result.assert_never_prints(&token);
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+}
+
+#[test]
+fn bad_params_fail_with_one_line_naming_the_key() {
+    let ns = cp().namespace("out-bad");
+    let base = source_for(&ns, &[]);
+    let base = json!({"repository": REPO, "kubeconfig": base["kubeconfig"], "namespace": ns});
+    let not_found = format!("deployment/absent not found in namespace {ns}");
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"source": base, "params": {"digest": digest(1), "deployment": "web", "timout": "1m"}}),
+            "params.timout: unknown field `timout`, expected one of `image`, `digest`, `timeout`",
+        ),
+        (
+            json!({"source": base, "params": {"digest": "sha256:xyz", "deployment": "web"}}),
+            "params.digest: `sha256:xyz` is not a digest",
+        ),
+        (
+            json!({"source": base, "params": {"digest": digest(1), "deployment": "web", "timeout": "soon"}}),
+            "params.timeout: `soon` is not a duration",
+        ),
+        (
+            json!({"source": base, "params": {"digest": digest(1), "deployment": "web", "image": "img"}}),
+            "params.digest: set either params.image or params.digest",
+        ),
+        (
+            json!({"source": base, "params": {"digest": digest(1)}}),
+            "nothing to roll",
+        ),
+        (
+            json!({"source": base, "params": {"digest": digest(1), "deployment": "absent"}}),
+            &not_found,
+        ),
+        (
+            json!({"source": base, "params": {"deployment": "web", "image": "missing-dir"}}),
+            "missing-dir/repository: cannot read",
+        ),
+        (
+            json!({"source": base, "params": {"digest": digest(1), "workloads": ["job/x"]}}),
+            "`job/x` is not a workload",
+        ),
+    ];
+    for (request, expected) in cases {
+        let line = out(&request).error_line();
+        assert!(line.contains(expected), "expected {expected:?} in {line:?}");
+    }
+}
+
+#[test]
+fn secrets_in_a_kubeconfig_never_reach_the_output() {
+    // A kubeconfig with an embedded token pointing at a closed port: the error names the server
+    // and stays silent about the credentials.
+    let secret = "kubeconfig-token-7d2e9b";
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1'}}}}]\nusers: [{{name: u, user: {{token: {secret}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
+    );
+    let result = out(
+        &json!({"source": {"repository": REPO, "kubeconfig": kubeconfig, "deployment": "web"}, "params": {"digest": digest(1)}}),
+    );
+    let line = result.error_line();
+    assert!(line.contains("127.0.0.1:1"), "{line}");
+    result.assert_never_prints(secret);
+    // And one that is not YAML at all is refused without echoing it.
+    let garbage = format!("{{{{ not yaml {secret}");
+    let result = out(
+        &json!({"source": {"repository": REPO, "kubeconfig": garbage, "deployment": "web"}, "params": {"digest": digest(1)}}),
+    );
+    assert!(
+        result
+            .error_line()
+            .contains("source.kubeconfig: is not a kubeconfig")
+    );
+    result.assert_never_prints(secret);
+}
