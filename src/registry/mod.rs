@@ -345,18 +345,17 @@ impl Registry {
                     q.append_pair("scope", &scope);
                 }
                 let what = format!("token from {}", url.host_str().unwrap_or(realm));
-                let resp = (|| async {
-                    let mut req = self.http.get(url.clone());
-                    if let Some((user, password)) = &self.credentials {
-                        req = req.header(AUTHORIZATION, basic(user, password));
-                    }
-                    classify(req.send().await)
-                })
-                .retry(backoff())
-                .adjust(adjust)
-                .notify(|e, d| notify(&what, e, d))
-                .await
-                .map_err(|e| self.final_error(&what, e, 0, Duration::ZERO))?;
+                let resp = self
+                    .retrying(&what, || {
+                        let req = self.http.get(url.clone());
+                        match &self.credentials {
+                            Some((user, password)) => {
+                                req.header(AUTHORIZATION, basic(user, password))
+                            }
+                            None => req,
+                        }
+                    })
+                    .await?;
                 match resp.status() {
                     s if s.is_success() => {}
                     s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
@@ -394,21 +393,36 @@ impl Registry {
         }
     }
 
-    /// One HTTP exchange, retried while the failure is transient.
+    /// One registry API exchange with the current credential, retried while the failure is
+    /// transient.
     async fn send(&self, what: &str, method: &Method, url: &str, accept: &str) -> Result<Response> {
-        let started = Instant::now();
-        let attempts = Cell::new(0);
         let authorization = self.authorization.lock().expect("not poisoned").clone();
-        (|| async {
-            attempts.set(attempts.get() + 1);
-            let mut req = self
+        self.retrying(what, || {
+            let req = self
                 .http
                 .request(method.clone(), url)
                 .header(ACCEPT, accept);
-            if let Some(value) = &authorization {
-                req = req.header(AUTHORIZATION, value.clone());
+            match &authorization {
+                Some(value) => req.header(AUTHORIZATION, value.clone()),
+                None => req,
             }
-            classify(req.send().await)
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes, again while the failure is transient (429, 5xx, no
+    /// connection); the final error counts the attempts and the time they took. Registry API
+    /// and token requests both go through here, so both are retried alike.
+    async fn retrying(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response> {
+        let started = Instant::now();
+        let attempts = Cell::new(0);
+        (|| async {
+            attempts.set(attempts.get() + 1);
+            classify(build().send().await)
         })
         .retry(backoff())
         .adjust(adjust)

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod process;
+pub mod registry;
 pub mod step;
 
 /// Where `scripts/tools.sh` caches the Go-built tools (etcd, Kubernetes, kwok, crane).

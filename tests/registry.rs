@@ -1,0 +1,531 @@
+//! `check` and `in`, the built binaries, against the real Distribution registry (see
+//! `testbed::registry`): Concourse's version semantics, the three ways registries authenticate,
+//! multi-arch images, retries, and how every failure is reported.
+//!
+//! Each test starts its own registry, so they run in parallel.
+
+use serde_json::{Value, json};
+use testbed::registry::{Auth, Credentials, Fault, ImageSpec, Layout, Platform, Registry, Times};
+use testbed::step::{self, StepResult};
+
+const CHECK: &str = env!("CARGO_BIN_EXE_check");
+const IN: &str = env!("CARGO_BIN_EXE_in");
+
+/// `source:` for `name` on `registry` (through its proxy), with the credentials it wants.
+fn source(registry: &Registry, name: &str) -> Value {
+    let mut source = json!({"repository": registry.repository(name), "insecure": true});
+    if let Some(c) = registry.credentials() {
+        source["username"] = c.username.clone().into();
+        source["password"] = c.password.clone().into();
+    }
+    source
+}
+
+fn check(source: &Value, version: Option<&str>) -> StepResult {
+    let mut request = json!({ "source": source });
+    if let Some(digest) = version {
+        request["version"] = json!({ "digest": digest });
+    }
+    step::run(CHECK, None, &request, &[])
+}
+
+/// The digests a successful `check` printed, oldest first.
+fn versions(result: &StepResult) -> Vec<String> {
+    let Value::Array(list) = result.json() else {
+        panic!("check printed no list: {}", result.stdout)
+    };
+    list.iter()
+        .map(|v| {
+            assert_eq!(v.as_object().map(|o| o.len()), Some(1), "version {v}");
+            v["digest"].as_str().expect("digest").to_string()
+        })
+        .collect()
+}
+
+/// Runs `in` into a fresh directory; returns the result and the directory.
+fn get(source: &Value, digest: &str) -> (StepResult, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let request = json!({"source": source, "version": {"digest": digest}});
+    (step::run(IN, Some(dir.path()), &request, &[]), dir)
+}
+
+fn metadata(result: &StepResult, name: &str) -> Option<String> {
+    result.json()["metadata"]
+        .as_array()
+        .expect("metadata list")
+        .iter()
+        .find(|m| m["name"] == name)
+        .map(|m| m["value"].as_str().expect("string value").to_string())
+}
+
+fn read(dir: &tempfile::TempDir, file: &str) -> String {
+    std::fs::read_to_string(dir.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn credentials() -> Credentials {
+    Credentials::new("ci-bot", "s3cret-Pa55word")
+}
+
+const WRONG_PASSWORD: &str = "not-the-Pa55word-xyzzy";
+
+// ---- check: Concourse's version semantics ----
+
+#[test]
+fn check_open_registry_reports_the_tag_digest_in_one_request() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let source = source(&registry, "app");
+
+    assert_eq!(versions(&check(&source, None)), [v1.as_str()]);
+    assert_eq!(registry.requests(), ["HEAD /v2/app/manifests/latest 200"]);
+
+    registry.reset_requests();
+    assert_eq!(versions(&check(&source, Some(&v1))), [v1]);
+    assert_eq!(registry.requests(), ["HEAD /v2/app/manifests/latest 200"]);
+}
+
+#[test]
+fn check_of_a_missing_tag_reports_no_versions() {
+    let registry = Registry::start(Auth::Open);
+    registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let mut source = source(&registry, "app");
+    source["tag"] = "not-pushed-yet".into();
+
+    let result = check(&source, None);
+    assert_eq!(result.stdout.trim(), "[]");
+    assert_eq!(registry.requests().len(), 1);
+}
+
+#[test]
+fn check_after_the_tag_moved_reports_old_then_new() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "main");
+    let v2 = registry.push(&Layout::image(&ImageSpec::new("v2")), "app", "main");
+    let mut source = source(&registry, "app");
+    source["tag"] = "main".into();
+
+    assert_eq!(versions(&check(&source, Some(&v1))), [v1.clone(), v2]);
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/app/manifests/main 200".to_string(),
+            format!("HEAD /v2/app/manifests/{v1} 200"),
+        ]
+    );
+}
+
+#[test]
+fn check_after_the_old_digest_was_deleted_reports_only_the_new() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let v2 = registry.push(&Layout::image(&ImageSpec::new("v2")), "app", "latest");
+    registry.delete("app", &v1);
+
+    assert_eq!(versions(&check(&source(&registry, "app"), Some(&v1))), [v2]);
+}
+
+// ---- authentication ----
+
+#[test]
+fn basic_auth_check_and_in() {
+    let registry = Registry::start(Auth::Basic(credentials()));
+    let spec = ImageSpec::new("basic");
+    let v1 = registry.push(&Layout::image(&spec), "private/app", "latest");
+    let source = source(&registry, "private/app");
+
+    assert_eq!(versions(&check(&source, None)), [v1.as_str()]);
+    // The challenge, then the answer: no `/v2/` ping.
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/private/app/manifests/latest 401",
+            "HEAD /v2/private/app/manifests/latest 200"
+        ]
+    );
+
+    let (result, dir) = get(&source, &v1);
+    assert_eq!(metadata(&result, "revision").as_deref(), Some("basic"));
+    assert_eq!(read(&dir, "digest"), v1);
+    result.assert_never_prints(&credentials().password);
+}
+
+#[test]
+fn token_auth_check_and_in_fetch_one_token() {
+    let registry = Registry::start(Auth::Token(Some(credentials())));
+    let spec = ImageSpec::new("token");
+    let v1 = registry.push(&Layout::image(&spec), "owner/app", "main");
+    let v2 = registry.push(
+        &Layout::image(&ImageSpec::new("token2")),
+        "owner/app",
+        "main",
+    );
+    let mut source = source(&registry, "owner/app");
+    source["tag"] = "main".into();
+
+    assert_eq!(versions(&check(&source, None)), [v2.as_str()]);
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/owner/app/manifests/main 401",
+            "GET /token 200",
+            "HEAD /v2/owner/app/manifests/main 200"
+        ]
+    );
+
+    // The token answers for every later request of the process.
+    registry.reset_requests();
+    assert_eq!(versions(&check(&source, Some(&v1))), [v1.clone(), v2]);
+    let requests = registry.requests();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert_eq!(requests.iter().filter(|r| r.contains("/token")).count(), 1);
+
+    let (result, dir) = get(&source, &v1);
+    assert_eq!(metadata(&result, "revision").as_deref(), Some("token"));
+    assert_eq!(read(&dir, "digest"), v1);
+    result.assert_never_prints(&credentials().password);
+}
+
+#[test]
+fn token_auth_without_credentials_for_a_public_image() {
+    let registry = Registry::start(Auth::Token(None));
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("public")), "app", "latest");
+
+    assert_eq!(versions(&check(&source(&registry, "app"), None)), [v1]);
+    assert_eq!(registry.requests().len(), 3);
+}
+
+#[test]
+fn wrong_password_is_one_line_without_the_password() {
+    for auth in [Auth::Basic(credentials()), Auth::Token(Some(credentials()))] {
+        let registry = Registry::start(auth.clone());
+        let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+        let mut source = source(&registry, "app");
+        source["password"] = WRONG_PASSWORD.into();
+
+        let result = check(&source, None);
+        let error = result.error_line();
+        assert!(error.contains(&registry.host()), "{auth:?}: {error}");
+        assert!(error.contains("HTTP 401"), "{auth:?}: {error}");
+        assert!(error.contains("source.password"), "{auth:?}: {error}");
+        result.assert_never_prints(WRONG_PASSWORD);
+
+        let (result, _dir) = get(&source, &v1);
+        result.error_line();
+        result.assert_never_prints(WRONG_PASSWORD);
+    }
+}
+
+#[test]
+fn private_registry_without_credentials_says_so() {
+    let registry = Registry::start(Auth::Basic(credentials()));
+    registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let source = json!({"repository": registry.repository("app"), "insecure": true});
+
+    let error = check(&source, None).error_line();
+    assert!(
+        error.contains("requires a username and password"),
+        "{error}"
+    );
+}
+
+// ---- multi-arch ----
+
+#[test]
+fn multi_arch_tag_reports_the_index_digest_or_the_platform_image() {
+    let registry = Registry::start(Auth::Open);
+    let layout = Layout::index(&ImageSpec::new("multi"), true);
+    let index = registry.push(&layout, "app", "main");
+    let mut source = source(&registry, "app");
+    source["tag"] = "main".into();
+
+    assert_eq!(versions(&check(&source, None)), [index]);
+
+    for (platform, want) in [
+        ("linux/arm64", &Platform::LINUX_ARM64),
+        ("linux/arm64/v8", &Platform::LINUX_ARM64),
+        ("linux/amd64", &Platform::LINUX_AMD64),
+    ] {
+        source["platform"] = platform.into();
+        registry.reset_requests();
+        assert_eq!(
+            versions(&check(&source, None)),
+            [layout.image_digest(want)],
+            "{platform}"
+        );
+        // The platform's digest is read from the index body: one GET.
+        assert_eq!(registry.requests(), ["GET /v2/app/manifests/main 200"]);
+    }
+}
+
+#[test]
+fn platform_missing_from_the_index_lists_the_platforms() {
+    let registry = Registry::start(Auth::Open);
+    registry.push(
+        &Layout::index(&ImageSpec::new("multi"), true),
+        "app",
+        "latest",
+    );
+    let mut source = source(&registry, "app");
+    source["platform"] = "linux/s390x".into();
+
+    let error = check(&source, None).error_line();
+    assert!(error.contains("source.platform"), "{error}");
+    assert!(error.contains("linux/s390x"), "{error}");
+    assert!(error.contains("linux/amd64, linux/arm64/v8"), "{error}");
+    // The attestation entry is not an image anyone can run.
+    assert!(!error.contains("unknown"), "{error}");
+}
+
+// ---- in ----
+
+#[test]
+fn in_writes_the_pin_and_labels_of_an_image() {
+    let registry = Registry::start(Auth::Open);
+    let spec = ImageSpec::new("0123abc");
+    let digest = registry.push(&Layout::image(&spec), "team/app", "latest");
+    let source = source(&registry, "team/app");
+
+    let (result, dir) = get(&source, &digest);
+    let repository = registry.repository("team/app");
+    assert_eq!(result.json()["version"], json!({ "digest": digest }));
+    assert_eq!(read(&dir, "repository"), repository);
+    assert_eq!(read(&dir, "tag"), "latest");
+    assert_eq!(read(&dir, "digest"), digest);
+    assert_eq!(read(&dir, "reference"), format!("{repository}@{digest}"));
+    let labels: Value = serde_json::from_str(&read(&dir, "labels.json")).expect("labels JSON");
+    assert_eq!(labels, json!(Layout::labels(&spec, &Platform::LINUX_AMD64)));
+    assert_eq!(metadata(&result, "digest"), Some(digest));
+    assert_eq!(metadata(&result, "created"), Some(spec.created));
+    assert_eq!(metadata(&result, "revision"), Some(spec.revision));
+    assert_eq!(metadata(&result, "source"), Some(spec.source));
+    assert_eq!(metadata(&result, "platforms"), None);
+}
+
+#[test]
+fn in_of_an_index_lists_platforms_and_reads_a_platform_config() {
+    let registry = Registry::start(Auth::Open);
+    let spec = ImageSpec::new("4567def");
+    let layout = Layout::index(&spec, true);
+    let index = registry.push(&layout, "app", "latest");
+    let mut source = source(&registry, "app");
+
+    let (result, dir) = get(&source, &index);
+    assert_eq!(
+        metadata(&result, "platforms").as_deref(),
+        Some("linux/amd64, linux/arm64/v8")
+    );
+    assert_eq!(metadata(&result, "revision"), Some(spec.revision.clone()));
+    assert_eq!(metadata(&result, "created"), Some(spec.created.clone()));
+    assert_eq!(read(&dir, "digest"), index);
+
+    // With a platform, check pins that platform's image, and in reads its config.
+    source["platform"] = "linux/arm64".into();
+    let arm64 = layout.image_digest(&Platform::LINUX_ARM64);
+    assert_eq!(versions(&check(&source, None)), [arm64]);
+    let (result, dir) = get(&source, arm64);
+    assert_eq!(
+        metadata(&result, "platform").as_deref(),
+        Some("linux/arm64")
+    );
+    assert_eq!(read(&dir, "digest"), arm64);
+    let labels: Value = serde_json::from_str(&read(&dir, "labels.json")).expect("labels JSON");
+    assert_eq!(labels, json!(Layout::labels(&spec, &Platform::LINUX_ARM64)));
+}
+
+#[test]
+fn in_of_a_deleted_digest_fails_clearly() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    registry.delete("app", &v1);
+
+    let (result, _dir) = get(&source(&registry, "app"), &v1);
+    let error = result.error_line();
+    assert!(error.contains(&v1), "{error}");
+    assert!(error.contains("no longer exists"), "{error}");
+}
+
+#[test]
+fn in_rejects_a_manifest_that_does_not_match_its_digest() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    registry.inject("/v2/", Fault::Garbage, Times::Next(1));
+
+    let (result, dir) = get(&source(&registry, "app"), &v1);
+    let error = result.error_line();
+    assert!(error.contains("does not match its digest"), "{error}");
+    assert!(!dir.path().join("digest").exists());
+}
+
+// ---- faults the real registry does not produce (via the proxy) ----
+
+#[test]
+fn rate_limits_are_retried_after_retry_after() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let rate_limited = Fault::Status {
+        status: 429,
+        retry_after: Some(1),
+    };
+    registry.inject("/v2/", rate_limited, Times::Next(2));
+
+    let result = check(&source(&registry, "app"), None);
+    assert_eq!(versions(&result), [v1]);
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/app/manifests/latest 429",
+            "HEAD /v2/app/manifests/latest 429",
+            "HEAD /v2/app/manifests/latest 200"
+        ]
+    );
+    assert!(
+        result.stderr.contains("retrying in 1.0s"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn unavailable_registry_is_retried() {
+    let registry = Registry::start(Auth::Open);
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: None,
+    };
+    registry.inject("/v2/", unavailable, Times::Next(3));
+
+    assert_eq!(versions(&check(&source(&registry, "app"), None)), [v1]);
+    assert_eq!(registry.requests().len(), 4);
+}
+
+#[test]
+fn persistently_unavailable_registry_gives_up_with_the_status() {
+    let registry = Registry::start(Auth::Open);
+    registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: None,
+    };
+    registry.inject("/v2/", unavailable, Times::Always);
+
+    let error = check(&source(&registry, "app"), None).error_line();
+    assert!(error.contains(&registry.host()), "{error}");
+    assert!(error.contains("gave up after 6 attempts"), "{error}");
+    assert!(error.contains("HTTP 503"), "{error}");
+    assert_eq!(registry.requests().len(), 6);
+}
+
+#[test]
+fn token_endpoint_failures_are_retried_then_reported() {
+    let registry = Registry::start(Auth::Token(Some(credentials())));
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let source = source(&registry, "app");
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: None,
+    };
+
+    registry.inject("/token", unavailable.clone(), Times::Next(2));
+    assert_eq!(versions(&check(&source, None)), [v1]);
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/app/manifests/latest 401",
+            "GET /token 503",
+            "GET /token 503",
+            "GET /token 200",
+            "HEAD /v2/app/manifests/latest 200"
+        ]
+    );
+
+    registry.reset_requests();
+    registry.inject("/token", unavailable, Times::Always);
+    let error = check(&source, None).error_line();
+    assert!(error.contains("token from 127.0.0.1"), "{error}");
+    assert!(error.contains("gave up after 6 attempts"), "{error}");
+    assert!(error.contains("HTTP 503"), "{error}");
+    assert_eq!(registry.requests().len(), 7);
+}
+
+#[test]
+fn head_without_docker_content_digest_falls_back_to_get() {
+    let registry = Registry::start(Auth::Open);
+    let index = registry.push(
+        &Layout::index(&ImageSpec::new("multi"), false),
+        "app",
+        "latest",
+    );
+    registry.inject("/v2/", Fault::StripDigest, Times::Always);
+
+    assert_eq!(versions(&check(&source(&registry, "app"), None)), [index]);
+    assert_eq!(
+        registry.requests(),
+        [
+            "HEAD /v2/app/manifests/latest 200",
+            "GET /v2/app/manifests/latest 200"
+        ]
+    );
+}
+
+#[test]
+fn unreachable_registry_is_named() {
+    let closed = testbed::registry::free_port();
+    let source = json!({"repository": format!("{closed}/app"), "insecure": true});
+
+    let error = check(&source, None).error_line();
+    assert!(
+        error.contains(&format!("registry {closed}: cannot connect")),
+        "{error}"
+    );
+}
+
+// ---- requests that are wrong before any registry is asked ----
+
+fn check_raw(stdin: &str) -> String {
+    step::run_raw(CHECK, None, stdin, &[]).error_line()
+}
+
+#[test]
+fn malformed_json_is_rejected() {
+    let error = check_raw(r#"{"source": {"repository": "#);
+    assert!(error.contains("not valid JSON"), "{error}");
+}
+
+#[test]
+fn unknown_key_is_named_with_the_valid_ones() {
+    let error = check_raw(r#"{"source": {"repository": "ghcr.io/a/b", "pasword": "x"}}"#);
+    assert!(error.contains("`pasword`"), "{error}");
+    for valid in ["`repository`", "`tag`", "`username`", "`password`"] {
+        assert!(error.contains(valid), "{valid} missing: {error}");
+    }
+    assert!(!error.contains("\"x\""), "{error}");
+}
+
+#[test]
+fn missing_repository_is_named() {
+    let error = check_raw(r#"{"source": {"tag": "main"}}"#);
+    assert!(error.contains("missing field `repository`"), "{error}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let error = check_raw(r#"{"source": {"repository": "ghcr.io/a/b", "tag": 5}}"#);
+    assert!(error.contains("source.tag"), "{error}");
+    assert!(error.contains("invalid type"), "{error}");
+}
+
+#[test]
+fn repository_with_a_tag_is_rejected() {
+    let error = check_raw(r#"{"source": {"repository": "ghcr.io/a/b:v1"}}"#);
+    assert!(error.contains("source.repository"), "{error}");
+    assert!(error.contains("source.tag: v1"), "{error}");
+}
+
+#[test]
+fn version_that_is_not_a_digest_is_rejected() {
+    let error = check_raw(
+        r#"{"source": {"repository": "ghcr.io/a/b"}, "version": {"digest": "sha256:abc"}}"#,
+    );
+    assert!(error.contains("version.digest"), "{error}");
+}

@@ -1,0 +1,388 @@
+//! The real Distribution registry (Debian's `docker-registry`, v2.8) on 127.0.0.1, one per
+//! [`Registry`], in one of three modes: open, htpasswd basic auth, or `auth: token` with a token
+//! server of ours that signs JWTs the way Distribution verifies them.
+//!
+//! Clients under test talk to it through a fault proxy ([`Registry::host`]), which logs every
+//! request (so tests can count them) and injects the faults a healthy registry never produces.
+//! Fixtures are pushed with the real `skopeo` straight to the registry, bypassing the proxy, so
+//! they neither show up in the request log nor meet injected faults.
+
+mod fixture;
+mod proxy;
+mod token;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use tempfile::TempDir;
+
+use crate::process::Server;
+
+pub use fixture::{ImageSpec, Layout, Platform};
+pub use proxy::{Fault, Times};
+
+/// Every manifest media type, as any client following a tag must accept.
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// A username and password the registry (or its token server) accepts.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl Credentials {
+    pub fn new(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+/// How the registry authenticates pulls and pushes.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No authentication at all.
+    Open,
+    /// `auth: htpasswd` (a bcrypt htpasswd file): `WWW-Authenticate: Basic`.
+    Basic(Credentials),
+    /// `auth: token`: `WWW-Authenticate: Bearer realm=<our token server>`. With credentials the
+    /// token server demands them (a private ghcr.io package); without, it hands anyone a token
+    /// (a public one).
+    Token(Option<Credentials>),
+}
+
+/// A running registry with its fault proxy (and token server, in token mode). Everything stops
+/// when it is dropped, panics included.
+pub struct Registry {
+    mode: Mode,
+    // Field order is drop order: the servers and the registry process go before the directory
+    // that holds their files.
+    runtime: tokio::runtime::Runtime,
+    proxy: proxy::Proxy,
+    process: Process,
+    http: reqwest::Client,
+    dir: TempDir,
+}
+
+/// [`Auth`], with the token server in token mode.
+enum Mode {
+    Open,
+    Basic(Credentials),
+    Token(token::TokenServer),
+}
+
+impl Registry {
+    pub fn start(auth: Auth) -> Registry {
+        install_crypto_provider();
+        let dir = tempfile::Builder::new()
+            .prefix("registry-")
+            .tempdir()
+            .expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let mode = match auth {
+            Auth::Open => Mode::Open,
+            Auth::Basic(credentials) => Mode::Basic(credentials),
+            Auth::Token(credentials) => Mode::Token(token::TokenServer::new(credentials)),
+        };
+        // The proxy starts first: in token mode it also serves the token endpoint, on the same
+        // host as the registry API as ghcr.io does, and the registry's config names it.
+        let addr = free_port();
+        let token_router = match &mode {
+            Mode::Token(server) => Some(server.router()),
+            _ => None,
+        };
+        let proxy = runtime.block_on(proxy::Proxy::start(addr, token_router));
+        let auth_config = match &mode {
+            Mode::Open => String::new(),
+            Mode::Basic(c) => {
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, bcrypt_htpasswd(c)).expect("write htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: testbed\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            Mode::Token(server) => {
+                let bundle = dir.path().join("token-ca.pem");
+                std::fs::write(&bundle, server.ca_pem()).expect("write root cert bundle");
+                format!(
+                    "auth:\n  token:\n    realm: http://{}{}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    proxy.addr,
+                    token::PATH,
+                    token::SERVICE,
+                    token::ISSUER,
+                    bundle.display()
+                )
+            }
+        };
+        let process = Process::start(dir.path(), addr, &auth_config);
+        Registry {
+            mode,
+            runtime,
+            proxy,
+            process,
+            http: http_client(),
+            dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the fault proxy: what clients under test should use.
+    pub fn host(&self) -> String {
+        self.proxy.addr.to_string()
+    }
+
+    /// `127.0.0.1:PORT/<name>` through the proxy, as `source.repository` spells it.
+    pub fn repository(&self, name: &str) -> String {
+        format!("{}/{name}", self.host())
+    }
+
+    /// The credentials the registry accepts, if it wants any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        match &self.mode {
+            Mode::Open => None,
+            Mode::Basic(c) => Some(c),
+            Mode::Token(server) => server.credentials(),
+        }
+    }
+
+    /// Every request that reached the proxy (the token endpoint included) since the last reset,
+    /// in order, as `METHOD /path STATUS` (the query string left out).
+    pub fn requests(&self) -> Vec<String> {
+        self.proxy.log.entries()
+    }
+
+    pub fn reset_requests(&self) {
+        self.proxy.log.reset()
+    }
+
+    /// Scripts a fault for the next requests through the proxy whose path starts with `path`
+    /// (`/v2/` for the registry API, `/token` for the token endpoint). Faults queue up in order.
+    pub fn inject(&self, path: &str, fault: Fault, times: Times) {
+        self.proxy.inject(path, fault, times)
+    }
+
+    /// Pushes `layout` to `<name>:<tag>` with skopeo (all images of an index) and checks that
+    /// the registry now serves the layout's own digest for the tag. Returns that digest.
+    ///
+    /// skopeo fetches its tokens from the token server too; the request log is cleared
+    /// afterwards so that it holds the client's requests only.
+    pub fn push(&self, layout: &Layout, name: &str, tag: &str) -> String {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--insecure-policy", "--preserve-digests"])
+            .args(["--dest-tls-verify=false", "--all"])
+            .env(
+                "REGISTRY_AUTH_FILE",
+                self.dir.path().join("skopeo-auth.json"),
+            );
+        if let Some(c) = self.credentials() {
+            cmd.arg("--dest-creds")
+                .arg(format!("{}:{}", c.username, c.password));
+        }
+        cmd.arg(format!(
+            "oci:{}:{}",
+            layout.path().display(),
+            fixture::LAYOUT_TAG
+        ))
+        .arg(format!("docker://{}/{name}:{tag}", self.process.addr));
+        let out = cmd
+            .output()
+            .expect("cannot run skopeo; install it with scripts/setup.sh");
+        assert!(
+            out.status.success(),
+            "skopeo copy to {name}:{tag} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let served = self.digest(name, tag);
+        assert_eq!(
+            served.as_deref(),
+            Some(layout.digest()),
+            "the registry serves another digest for {name}:{tag} than the layout's"
+        );
+        self.reset_requests();
+        layout.digest().to_string()
+    }
+
+    /// The registry's `Docker-Content-Digest` for `<name>:<reference>`, or `None` on 404.
+    /// Asked directly, not through the proxy.
+    pub fn digest(&self, name: &str, reference: &str) -> Option<String> {
+        let resp = self.direct(Method::HEAD, name, reference);
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(
+            resp.status().is_success(),
+            "HEAD {name}:{reference}: {}",
+            resp.status()
+        );
+        let digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .expect("Distribution always sends Docker-Content-Digest");
+        Some(digest.to_str().expect("ASCII digest").to_string())
+    }
+
+    /// Deletes the manifest `<name>@<digest>` (and so every tag pointing at it).
+    pub fn delete(&self, name: &str, digest: &str) {
+        let resp = self.direct(Method::DELETE, name, digest);
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::ACCEPTED,
+            "DELETE {name}@{digest}"
+        );
+    }
+
+    /// One request on `/v2/<name>/manifests/<reference>` straight to the registry, with whatever
+    /// credential its mode wants.
+    fn direct(&self, method: Method, name: &str, reference: &str) -> reqwest::Response {
+        let url = format!(
+            "http://{}/v2/{name}/manifests/{reference}",
+            self.process.addr
+        );
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(ACCEPT, MANIFEST_TYPES);
+        match &self.mode {
+            Mode::Open => {}
+            Mode::Basic(c) => req = req.basic_auth(&c.username, Some(&c.password)),
+            Mode::Token(server) => {
+                let token = server.admin_token(name);
+                let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+                req = req.header(AUTHORIZATION, value);
+            }
+        }
+        // reqwest arms its timeout when the request is sent, which needs the runtime's context.
+        self.runtime
+            .block_on(async { req.send().await })
+            .unwrap_or_else(|e| panic!("registry at {}: {e}", self.process.addr))
+    }
+}
+
+/// reqwest is built without a default TLS crypto provider (the project pins ring); a client
+/// cannot be built until one is installed for the process.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A client for talking to loopback servers: no proxies from the environment, no redirects.
+fn http_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+fn bcrypt_htpasswd(c: &Credentials) -> Vec<u8> {
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", &c.username, &c.password])
+        .output()
+        .expect("cannot run htpasswd; install apache2-utils with scripts/setup.sh");
+    assert!(out.status.success(), "htpasswd failed");
+    out.stdout
+}
+
+/// The `docker-registry serve` child process, stopped on drop (and killed with the test process
+/// however that ends, see [`crate::process`]).
+struct Process {
+    server: Server,
+    addr: SocketAddr,
+}
+
+impl Process {
+    /// Starts the registry on `addr`, found free by binding and releasing it: should another
+    /// process take the port in between, the registry exits and `ensure_running` below reports
+    /// it with the registry's log.
+    fn start(dir: &Path, addr: SocketAddr, auth_config: &str) -> Process {
+        let storage = dir.join("storage");
+        let storage = storage.display();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {addr}
+  secret: testbed
+health:
+  storagedriver:
+    enabled: false
+{auth_config}"#
+            ),
+        )
+        .expect("write registry config");
+        let mut server = Server::start(
+            "docker-registry",
+            Path::new("docker-registry"),
+            vec!["serve".into(), config.display().to_string()],
+            &[],
+            &dir.join("registry.log"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            server.ensure_running();
+            if TcpStream::connect(addr).is_ok() {
+                // Listening, unless another process holds the port and ours is exiting.
+                std::thread::sleep(Duration::from_millis(20));
+                server.ensure_running();
+                return Process { server, addr };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry does not listen on {addr} after 20s; the end of its log:\n{}",
+                server.log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.server.stop(Duration::ZERO);
+    }
+}
+
+/// Serves `router` on a fresh loopback port, on the runtime this is called from.
+async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// A loopback address with a port nobody listens on right now.
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+}

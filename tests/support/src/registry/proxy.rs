@@ -1,0 +1,197 @@
+//! A fault proxy in front of the real registry.
+//!
+//! It exists only for what a healthy Distribution registry never does on its own: rate limiting
+//! (429 with `Retry-After`), transient 503s, answers without `Docker-Content-Digest` (as some
+//! registries and caching proxies send), and corrupted bodies. Everything else is forwarded
+//! unchanged, so the behaviour under test is the real server's. It also logs every request,
+//! which is how tests count the requests a `check` costs.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+/// What the proxy does to one request instead of forwarding it faithfully.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer `status` (429, 503, …) without asking the registry, with `Retry-After: <secs>`
+    /// when given and a registry-style error body.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// Forward, then drop `Docker-Content-Digest` from the answer.
+    StripDigest,
+    /// Forward, then replace the body with bytes that are not what was asked for.
+    Garbage,
+}
+
+/// How many requests a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Times {
+    Next(usize),
+    Always,
+}
+
+/// Requests seen, in order, as `METHOD /path STATUS`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<String>>>);
+
+impl RequestLog {
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().expect("not poisoned").clear()
+    }
+
+    /// `router`, logging every request it answers into this log.
+    pub fn wrap(&self, router: Router) -> Router {
+        router.layer(middleware::from_fn_with_state(self.clone(), record))
+    }
+}
+
+async fn record(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
+    let line = format!("{} {}", req.method(), req.uri().path());
+    let resp = next.run(req).await;
+    log.0
+        .lock()
+        .expect("not poisoned")
+        .push(format!("{line} {}", resp.status().as_u16()));
+    resp
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub log: RequestLog,
+    faults: Arc<Faults>,
+}
+
+/// Scripted faults, each for requests whose path starts with a prefix; the first entry that
+/// matches a request applies to it.
+#[derive(Default)]
+struct Faults(Mutex<Vec<(String, Fault, Times)>>);
+
+impl Faults {
+    fn next(&self, path: &str) -> Option<Fault> {
+        let mut faults = self.0.lock().expect("not poisoned");
+        let i = faults
+            .iter()
+            .position(|(p, _, _)| path.starts_with(p.as_str()))?;
+        let (_, fault, times) = &mut faults[i];
+        let fault = fault.clone();
+        if let Times::Next(n) = times {
+            *n -= 1;
+            if *n == 0 {
+                faults.remove(i);
+            }
+        }
+        Some(fault)
+    }
+}
+
+impl Proxy {
+    /// Listens on a fresh loopback port and forwards to `upstream`, except for the routes of
+    /// `local` (the token endpoint), which it serves itself.
+    pub async fn start(upstream: SocketAddr, local: Option<Router>) -> Proxy {
+        let log = RequestLog::default();
+        let faults = Arc::new(Faults::default());
+        let forwarder = Arc::new(Forwarder {
+            upstream,
+            http: super::http_client(),
+        });
+        let router = local
+            .unwrap_or_default()
+            .fallback(move |req: Request| forward(forwarder.clone(), req))
+            .layer(middleware::from_fn_with_state(faults.clone(), inject));
+        let addr = super::serve(log.wrap(router)).await;
+        Proxy { addr, log, faults }
+    }
+
+    pub fn inject(&self, path: &str, fault: Fault, times: Times) {
+        if times != Times::Next(0) {
+            let mut faults = self.faults.0.lock().expect("not poisoned");
+            faults.push((path.to_string(), fault, times));
+        }
+    }
+}
+
+/// Applies the scripted fault, if any, to one request.
+async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
+    let fault = faults.next(req.uri().path());
+    if let Some(Fault::Status {
+        status,
+        retry_after,
+    }) = fault
+    {
+        let status = StatusCode::from_u16(status).expect("a valid status");
+        let code = status.canonical_reason().unwrap_or("error");
+        let body = serde_json::json!({"errors": [{
+            "code": code.to_uppercase().replace(' ', ""),
+            "message": "injected by the test proxy",
+        }]});
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    match fault {
+        Some(Fault::StripDigest) => {
+            resp.headers_mut().remove("docker-content-digest");
+        }
+        Some(Fault::Garbage) => {
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+            *resp.body_mut() = Body::from("<html>502 Bad Gateway</html>");
+        }
+        _ => {}
+    }
+    resp
+}
+
+struct Forwarder {
+    upstream: SocketAddr,
+    http: reqwest::Client,
+}
+
+/// Passes one request on to the registry and its answer back.
+async fn forward(forwarder: Arc<Forwarder>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("http://{}{path}", forwarder.upstream);
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(body) => body,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let mut headers = parts.headers;
+    headers.remove(header::HOST);
+    let upstream = forwarder
+        .http
+        .request(parts.method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let upstream = match upstream {
+        Ok(resp) => resp,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = upstream.status();
+    let mut headers = upstream.headers().clone();
+    let body = upstream.bytes().await.unwrap_or_default();
+    // The body is re-framed by this server.
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::CONNECTION);
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
