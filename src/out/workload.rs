@@ -87,7 +87,12 @@ impl Workload for Deployment {
         let updated = status.updated_replicas.unwrap_or(0);
         let replicas = status.replicas.unwrap_or(0);
         let available = status.available_replicas.unwrap_or(0);
-        let line = format!("{updated}/{want} updated, {available}/{want} available");
+        // During a surge old and new pods are both available (4 of 3); the line reports
+        // capacity, so it is capped at the desired count.
+        let line = format!(
+            "{updated}/{want} updated, {}/{want} available",
+            available.min(want)
+        );
         if updated < want || available < updated {
             Rollout::Waiting(line)
         } else if replicas > updated {
@@ -274,6 +279,10 @@ mod tests {
         );
         assert_eq!(
             at(4, 3, 3),
+            Rollout::Waiting("3/3 updated, 3/3 available, 1 old terminating".into())
+        );
+        assert_eq!(
+            at(4, 3, 4),
             Rollout::Waiting("3/3 updated, 3/3 available, 1 old terminating".into())
         );
         assert_eq!(at(3, 3, 3), Rollout::Complete);
