@@ -2,9 +2,15 @@
 //! kubectl: workloads roll out, failing images fail the way kubelets report it, and objects
 //! survive an apiserver restart.
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testbed::cluster::ControlPlane;
+use testbed::cluster::{
+    CRASH_LOOP_MARKER, CRASH_MESSAGE, ControlPlane, NEVER_READY_MARKER, PULL_FAIL_MARKER,
+    PodFailure,
+};
 
 fn deployment(name: &str, image: &str, replicas: u32, extra_spec: &str) -> String {
     format!(
@@ -99,4 +105,386 @@ fn deployment_rolls_out_to_a_new_image() {
         );
         (pods.lines().collect::<Vec<_>>() == vec!["Running/example.com/web:v2"; 3]).then_some(())
     });
+}
+
+/// `kubectl rollout status`, expected to fail; returns its stderr.
+fn rollout_fails(cp: &ControlPlane, ns: &str, object: &str, timeout: &str) -> String {
+    let out = cp.kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        ns,
+        object,
+        &format!("--timeout={timeout}"),
+    ]);
+    assert!(!out.status.success(), "rollout of {object} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The first container status of the pods of the Deployment's newest ReplicaSet: the pods with
+/// `image`, as `phase ready waitingReason restartCount`.
+fn new_pods(cp: &ControlPlane, ns: &str, image: &str) -> Vec<String> {
+    let all = jsonpath(
+        cp,
+        ns,
+        "pods",
+        r#"{range .items[*]}{.spec.containers[0].image} {.status.phase} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].restartCount}{"\n"}{end}"#,
+    );
+    all.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{image} ")).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn image_pull_failure_ends_in_progress_deadline_exceeded() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("pullfail");
+    let deadline = "  progressDeadlineSeconds: 10\n";
+    cp.apply(&ns, &deployment("web", "example.com/web:v1", 2, deadline));
+    cp.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        &ns,
+        "deployment/web",
+        "--timeout=60s",
+    ]);
+
+    let broken = format!("example.com/{PULL_FAIL_MARKER}/web:v2");
+    cp.kubectl_ok(&[
+        "set",
+        "image",
+        "-n",
+        &ns,
+        "deployment/web",
+        &format!("app={broken}"),
+    ]);
+    // The new pods are Pending, ErrImagePull at first, then ImagePullBackOff, never ready.
+    eventually("ImagePullBackOff", Duration::from_secs(30), || {
+        let pods = new_pods(cp, &ns, &broken);
+        (!pods.is_empty() && pods.iter().all(|p| p == "Pending false ImagePullBackOff 0"))
+            .then_some(())
+    });
+    let err = rollout_fails(cp, &ns, "deployment/web", "60s");
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+    let progressing = r#"{.status.conditions[?(@.type=="Progressing")].reason}"#;
+    assert_eq!(
+        jsonpath(cp, &ns, "deployment/web", progressing),
+        "ProgressDeadlineExceeded"
+    );
+    // The old pods kept serving throughout.
+    assert_eq!(
+        jsonpath(cp, &ns, "deployment/web", "{.status.availableReplicas}"),
+        "2"
+    );
+    let message = jsonpath(
+        cp,
+        &ns,
+        "pods",
+        r#"{.items[*].status.containerStatuses[?(@.state.waiting)].state.waiting.message}"#,
+    );
+    assert!(
+        message.contains(&format!("Back-off pulling image \"{broken}\"")),
+        "{message}"
+    );
+}
+
+#[test]
+fn crash_loop_shows_in_pod_status() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("crashloop");
+    let image = format!("example.com/web:{CRASH_LOOP_MARKER}");
+    cp.apply(&ns, &deployment("web", &image, 1, ""));
+    eventually("CrashLoopBackOff", Duration::from_secs(30), || {
+        (new_pods(cp, &ns, &image) == ["Running false CrashLoopBackOff 1"]).then_some(())
+    });
+    let terminated = jsonpath(
+        cp,
+        &ns,
+        "pods",
+        "{.items[0].status.containerStatuses[0].lastState.terminated.exitCode}/{.items[0].status.containerStatuses[0].lastState.terminated.reason}/{.items[0].status.containerStatuses[0].lastState.terminated.message}",
+    );
+    assert_eq!(terminated, format!("1/Error/{CRASH_MESSAGE}"));
+    let ready = r#"{.items[0].status.conditions[?(@.type=="Ready")].status}"#;
+    assert_eq!(jsonpath(cp, &ns, "pods", ready), "False");
+    let err = rollout_fails(cp, &ns, "deployment/web", "3s");
+    assert!(err.contains("timed out"), "{err}");
+}
+
+#[test]
+fn never_ready_pods_run_without_becoming_ready() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("neverready");
+    let image = format!("example.com/web:{NEVER_READY_MARKER}");
+    cp.apply(&ns, &deployment("web", &image, 1, ""));
+    eventually("a running pod", Duration::from_secs(30), || {
+        // No waiting reason: nothing but readiness is wrong.
+        (new_pods(cp, &ns, &image) == ["Running false  0"]).then_some(())
+    });
+    let err = rollout_fails(cp, &ns, "deployment/web", "3s");
+    assert!(err.contains("timed out"), "{err}");
+}
+
+/// What `out` needs: one digest of a repository fails while another of the same one works.
+#[test]
+fn fail_images_makes_one_exact_digest_fail() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("digest");
+    let good = format!("example.com/digest-test@sha256:{}", "a".repeat(64));
+    let bad = format!("example.com/digest-test@sha256:{}", "b".repeat(64));
+    cp.fail_images(&bad, PodFailure::ImagePull);
+    cp.apply(&ns, &deployment("web", &good, 2, ""));
+    cp.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        &ns,
+        "deployment/web",
+        "--timeout=60s",
+    ]);
+
+    cp.kubectl_ok(&[
+        "set",
+        "image",
+        "-n",
+        &ns,
+        "deployment/web",
+        &format!("app={bad}"),
+    ]);
+    eventually(
+        "ErrImagePull or ImagePullBackOff",
+        Duration::from_secs(30),
+        || {
+            let pods = new_pods(cp, &ns, &bad);
+            (!pods.is_empty()
+                && pods
+                    .iter()
+                    .all(|p| p.starts_with("Pending false ") && p.contains("ImagePull")))
+            .then_some(())
+        },
+    );
+    cp.kubectl_ok(&["rollout", "undo", "-n", &ns, "deployment/web"]);
+    cp.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        &ns,
+        "deployment/web",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        jsonpath(
+            cp,
+            &ns,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        good
+    );
+}
+
+#[test]
+fn statefulset_and_daemonset_roll_out() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("sts-ds");
+    let pod_template = |name: &str| {
+        format!(
+            "  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: example.com/{name}:v1
+"
+        )
+    };
+    let db = pod_template("db");
+    let agent = pod_template("agent");
+    cp.apply(
+        &ns,
+        &format!(
+            "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 2
+{db}---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+{agent}"
+        ),
+    );
+    for object in ["statefulset/db", "daemonset/agent"] {
+        cp.kubectl_ok(&["rollout", "status", "-n", &ns, object, "--timeout=60s"]);
+        let name = object.split('/').nth(1).unwrap();
+        cp.kubectl_ok(&[
+            "set",
+            "image",
+            "-n",
+            &ns,
+            object,
+            &format!("app=example.com/{name}:v2"),
+        ]);
+        cp.kubectl_ok(&["rollout", "status", "-n", &ns, object, "--timeout=90s"]);
+    }
+    let sts = "{.status.updatedReplicas}/{.status.readyReplicas}/{.status.currentRevision}=={.status.updateRevision}";
+    let revisions = jsonpath(cp, &ns, "statefulset/db", sts);
+    let (counts, same) = revisions.split_at(4);
+    assert_eq!(counts, "2/2/");
+    let (current, update) = same.split_once("==").unwrap();
+    assert_eq!(current, update);
+    // One agent pod per fake node, all on the new image.
+    let ds = "{.status.desiredNumberScheduled}/{.status.updatedNumberScheduled}/{.status.numberAvailable}";
+    assert_eq!(jsonpath(cp, &ns, "daemonset/agent", ds), "3/3/3");
+}
+
+/// A private control plane: restarting the shared apiserver would break the tests running
+/// beside this one.
+#[test]
+fn apiserver_restart_keeps_objects_and_controllers_recover() {
+    let cp = ControlPlane::start();
+    let ns = cp.namespace("restart");
+    cp.apply(&ns, &deployment("web", "example.com/web:v1", 2, ""));
+    cp.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        &ns,
+        "deployment/web",
+        "--timeout=60s",
+    ]);
+    let uid = jsonpath(&cp, &ns, "deployment/web", "{.metadata.uid}");
+
+    let started = Instant::now();
+    cp.restart_apiserver();
+    println!("apiserver restart: {:.1}s", started.elapsed().as_secs_f64());
+
+    assert_eq!(jsonpath(&cp, &ns, "deployment/web", "{.metadata.uid}"), uid);
+    // Controllers, scheduler and kwok reconnected: a new rollout completes.
+    cp.kubectl_ok(&[
+        "set",
+        "image",
+        "-n",
+        &ns,
+        "deployment/web",
+        "app=example.com/web:v2",
+    ]);
+    cp.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        &ns,
+        "deployment/web",
+        "--timeout=90s",
+    ]);
+}
+
+/// The figures for the README; run alone (`cargo test --test controlplane figures --
+/// --nocapture`) so that the start-up is not shared with other tests' CPU use.
+#[test]
+fn figures_startup_time_and_resident_memory() {
+    let cp = ControlPlane::shared();
+    let memory = cp.resident_memory();
+    let names: Vec<&str> = memory.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kwok"
+        ]
+    );
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let total: u64 = memory.iter().map(|(_, rss)| rss).sum();
+    println!(
+        "control plane ready in {:.1}s",
+        cp.startup_time().as_secs_f64()
+    );
+    for (name, rss) in &memory {
+        assert!(*rss > 0, "{name} is not running");
+        println!("  {name:<24} {:>6.0} MiB", mib(*rss));
+    }
+    println!("  {:<24} {:>6.0} MiB", "total resident", mib(total));
+}
+
+/// Which processes have `needle` on their command line (every control-plane component has
+/// its directory there).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+/// Teardown holds however the test binary ends: killed (SIGKILL, nothing of ours runs) or
+/// after a failing test (the shared control plane's exit hook removes its directory too).
+#[test]
+fn control_plane_processes_die_with_the_test_binary() {
+    for ending in ["sigkill", "panic"] {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_control_plane",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env("TESTBED_CHILD_ENDING", ending)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let dir = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("control plane in ").map(str::to_owned))
+            .expect("the child did not start a control plane");
+        assert!(
+            processes_mentioning(&dir).len() >= 5,
+            "no control plane in {dir}"
+        );
+        if ending == "sigkill" {
+            child.kill().unwrap();
+        }
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{ending}: child exited with {status}");
+        eventually(
+            &format!("{ending}: processes to go"),
+            Duration::from_secs(10),
+            || processes_mentioning(&dir).is_empty().then_some(()),
+        );
+        if ending == "sigkill" {
+            // Nothing could remove it: the logs stay for a post-mortem.
+            std::fs::remove_dir_all(&dir).unwrap();
+        } else {
+            assert!(!Path::new(&dir).exists(), "{dir} left behind");
+        }
+    }
+}
+
+#[test]
+#[ignore = "a helper, run in a child process by control_plane_processes_die_with_the_test_binary"]
+fn child_control_plane() {
+    let ending = std::env::var("TESTBED_CHILD_ENDING").expect("run by another test");
+    let cp = ControlPlane::shared();
+    println!("control plane in {}", cp.dir().display());
+    match ending.as_str() {
+        "panic" => panic!("a failing test"),
+        _ => std::thread::sleep(Duration::from_secs(600)),
+    }
 }

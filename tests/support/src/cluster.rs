@@ -166,7 +166,11 @@ impl ControlPlane {
             ca_pem,
             kubeconfig: PathBuf::from(&admin),
             servers: Mutex::new(Vec::new()),
-            failures: Mutex::new(Vec::new()),
+            failures: Mutex::new(vec![
+                (PULL_FAIL_MARKER.to_owned(), PodFailure::ImagePull),
+                (CRASH_LOOP_MARKER.to_owned(), PodFailure::CrashLoop),
+                (NEVER_READY_MARKER.to_owned(), PodFailure::NeverReady),
+            ]),
             namespaces: AtomicUsize::new(0),
             startup: Duration::ZERO,
         };
@@ -212,6 +216,9 @@ impl ControlPlane {
                 // The "kubernetes" Service's endpoint would be the loopback advertise address,
                 // which Endpoints validation rejects; nothing here needs that Service.
                 "--endpoint-reconciler-type=none",
+                // On SIGTERM, drain the short requests, then close the rest (watches) within
+                // 2s, instead of waiting up to the 60s request timeout for watches to end.
+                "--shutdown-send-retry-after=true",
                 "--allow-privileged=true",
                 "--profiling=false",
             ]),
@@ -257,9 +264,7 @@ impl ControlPlane {
             "crd/stages.kwok.x-k8s.io",
             "--timeout=60s",
         ]);
-        cp.fail_images(PULL_FAIL_MARKER, PodFailure::ImagePull);
-        cp.fail_images(CRASH_LOOP_MARKER, PodFailure::CrashLoop);
-        cp.fail_images(NEVER_READY_MARKER, PodFailure::NeverReady);
+        cp.apply_stages(&cp.failures.lock().unwrap());
         // HOME: kwok also reads ~/.kwok/kwok.yaml when present; keep it to what is set here.
         let home = dir.display().to_string();
         cp.launch(Server::start(
@@ -323,9 +328,12 @@ impl ControlPlane {
         self.startup
     }
 
-    /// Resident memory of all the control plane's processes, in bytes (VmRSS summed).
-    pub fn resident_memory_bytes(&self) -> u64 {
-        self.servers().iter().map(Server::rss_bytes).sum()
+    /// Resident memory (VmRSS, bytes) of each of the control plane's processes, by component.
+    pub fn resident_memory(&self) -> Vec<(String, u64)> {
+        self.servers()
+            .iter()
+            .map(|s| (s.name().to_owned(), s.rss_bytes()))
+            .collect()
     }
 
     /// Creates a fresh namespace named `<prefix>-<n>` and waits for its `default`
@@ -402,9 +410,17 @@ impl ControlPlane {
         stages::check_pattern(pattern);
         let mut failures = self.failures.lock().unwrap();
         failures.push((pattern.to_owned(), failure));
-        // Every stage is applied each time (unchanged ones are no-ops) since the defaults'
-        // exclusion lists all patterns; the lock keeps concurrent calls from racing it.
-        self.kubectl_stdin(&["apply", "-f", "-"], &stages::render(&failures));
+        self.apply_stages(&failures);
+    }
+
+    /// Applies every stage each time (unchanged ones are no-ops), since the default stages'
+    /// exclusion names all patterns; callers hold the `failures` lock so that concurrent calls
+    /// cannot apply an older list last.
+    fn apply_stages(&self, failures: &[(String, PodFailure)]) {
+        // No client-side validation: it downloads the OpenAPI documents first, which costs
+        // seconds at start-up; these stages are fixed and the tests exercise every one of them.
+        let apply = ["apply", "--validate=false", "-f", "-"];
+        self.kubectl_stdin(&apply, &stages::render(failures));
     }
 
     /// Stops kube-apiserver (SIGTERM, as a rolling control-plane upgrade does) and starts it
