@@ -2,7 +2,7 @@
 //! kubectl: workloads roll out, failing images fail the way kubelets report it, and objects
 //! survive an apiserver restart.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -387,6 +387,79 @@ fn apiserver_restart_keeps_objects_and_controllers_recover() {
     ]);
 }
 
+/// kubectl with another kubeconfig (not the admin one).
+fn kubectl_as(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(testbed::cluster::kubectl_path())
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn service_account_token_is_a_restricted_identity() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("rbac");
+    let token = cp.service_account_token(&ns, "deployer");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("deployer.kubeconfig");
+    std::fs::write(&kubeconfig, cp.kubeconfig_for_token(&ns, &token)).unwrap();
+
+    let whoami = kubectl_as(
+        &kubeconfig,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        format!("system:serviceaccount:{ns}:deployer")
+    );
+    // The context's namespace applies; without a Role, nothing is allowed there.
+    let denied = kubectl_as(&kubeconfig, &["get", "deployments"]);
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains(&format!("\"system:serviceaccount:{ns}:deployer\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\"")),
+        "{stderr}"
+    );
+
+    cp.apply(
+        &ns,
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: read-deployments
+rules:
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: deployer-reads
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-deployments}
+subjects:
+- {kind: ServiceAccount, name: deployer}
+",
+    );
+    eventually("the Role to apply", Duration::from_secs(10), || {
+        kubectl_as(&kubeconfig, &["get", "deployments"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // Still nothing beyond it.
+    assert!(!kubectl_as(&kubeconfig, &["get", "pods"]).status.success());
+    // The admin kubeconfig is the same cluster, context "admin".
+    let context = kubectl_as(cp.kubeconfig_path(), &["config", "current-context"]);
+    assert_eq!(String::from_utf8_lossy(&context.stdout).trim(), "admin");
+    assert!(cp.kubeconfig_yaml().contains(&cp.server()));
+}
+
 /// The figures for the README; run alone (`cargo test --test controlplane figures --
 /// --nocapture`) so that the start-up is not shared with other tests' CPU use.
 #[test]
@@ -444,6 +517,7 @@ fn control_plane_processes_die_with_the_test_binary() {
                 "--nocapture",
             ])
             .env("TESTBED_CHILD_ENDING", ending)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -460,6 +534,8 @@ fn control_plane_processes_die_with_the_test_binary() {
         );
         if ending == "sigkill" {
             child.kill().unwrap();
+        } else {
+            writeln!(child.stdin.take().unwrap()).unwrap();
         }
         let status = child.wait().unwrap();
         assert!(!status.success(), "{ending}: child exited with {status}");
@@ -480,11 +556,12 @@ fn control_plane_processes_die_with_the_test_binary() {
 #[test]
 #[ignore = "a helper, run in a child process by control_plane_processes_die_with_the_test_binary"]
 fn child_control_plane() {
-    let ending = std::env::var("TESTBED_CHILD_ENDING").expect("run by another test");
+    let Ok(ending) = std::env::var("TESTBED_CHILD_ENDING") else {
+        return; // run with --include-ignored, not as a child: nothing to do
+    };
     let cp = ControlPlane::shared();
     println!("control plane in {}", cp.dir().display());
-    match ending.as_str() {
-        "panic" => panic!("a failing test"),
-        _ => std::thread::sleep(Duration::from_secs(600)),
-    }
+    // Until the parent has seen the processes (and then kills us, or lets us fail).
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    panic!("a failing test ({ending})");
 }
