@@ -14,8 +14,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -152,16 +152,14 @@ fn spawn(recipe: &Recipe, log: &Path) -> std::io::Result<Child> {
     let out = File::options().create(true).append(true).open(log)?;
     let (reply, answer) = mpsc::channel();
     spawner()
-        .lock()
-        .unwrap()
         .send((recipe.clone(), out, reply))
         .expect("spawner thread is gone");
     answer.recv().expect("spawner thread is gone")
 }
 
 /// The sender side of the spawner thread, started on first use and never stopped.
-fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+fn spawner() -> &'static mpsc::Sender<SpawnRequest> {
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnRequest>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
         thread::Builder::new()
@@ -174,7 +172,7 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
                 }
             })
             .expect("cannot start the spawner thread");
-        Mutex::new(tx)
+        tx
     })
 }
 
