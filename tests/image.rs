@@ -1,0 +1,315 @@
+//! The container image: the Dockerfile's static binaries, its size promise, and the image itself.
+//!
+//! There is no Docker engine here, and the Dockerfile's builder base image cannot be pulled, so the
+//! binaries are built the way its builder stage builds them (release, `--locked`, the musl target)
+//! and buildah builds the Dockerfile's final stage around them (`--build-arg BINARIES=…`).
+//! The release build (fat LTO) takes minutes from cold: it runs once per test binary, in its own
+//! target directory so it never waits on the debug build's lock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use testbed::step::{self, StepResult};
+
+const TARGET: &str = "x86_64-unknown-linux-musl";
+const BINARIES: [&str; 3] = ["check", "in", "out"];
+/// The promise: the whole image (binaries and CA certificates) in 15 MB, counted as `docker images`
+/// and buildah count (10^6 bytes).
+const MAX_IMAGE_BYTES: u64 = 15_000_000;
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The release directory holding the static binaries, built once per test run.
+fn release_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target_dir = root().join("target/musl");
+        let start = Instant::now();
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--bins",
+                "--target",
+                TARGET,
+            ])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            // As the Dockerfile builds them (see there why).
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
+            .status()
+            .expect("run cargo");
+        assert!(
+            status.success(),
+            "the static release build failed (the target comes from scripts/setup.sh)"
+        );
+        eprintln!(
+            "static build (opt-level z, --release --locked --bins --target {TARGET}): {:.0?}",
+            start.elapsed()
+        );
+        target_dir.join(TARGET).join("release")
+    })
+}
+
+fn u16_at(b: &[u8], at: usize) -> usize {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap()).into()
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Why an x86-64 ELF executable would need anything at run time: a program interpreter (the
+/// dynamic loader) or shared libraries (`DT_NEEDED`). Empty for a static(-pie) binary.
+fn dynamic_needs(elf: &[u8]) -> Vec<String> {
+    assert!(
+        elf.starts_with(b"\x7fELF\x02\x01"),
+        "not a 64-bit little-endian ELF"
+    );
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    const DT_NEEDED: u64 = 1;
+    let (phoff, phentsize, phnum) = (
+        u64_at(elf, 0x20) as usize,
+        u16_at(elf, 0x36),
+        u16_at(elf, 0x38),
+    );
+    let mut needs = Vec::new();
+    for header in (0..phnum).map(|i| &elf[phoff + i * phentsize..][..phentsize]) {
+        let (offset, size) = (u64_at(header, 8) as usize, u64_at(header, 32) as usize);
+        match u32::from_le_bytes(header[..4].try_into().unwrap()) {
+            PT_INTERP => needs.push(format!(
+                "interpreter {}",
+                String::from_utf8_lossy(&elf[offset..offset + size]).trim_end_matches('\0')
+            )),
+            PT_DYNAMIC => {
+                let needed = elf[offset..offset + size]
+                    .chunks_exact(16)
+                    .map(|entry| u64_at(entry, 0))
+                    .take_while(|&tag| tag != 0)
+                    .filter(|&tag| tag == DT_NEEDED)
+                    .count();
+                if needed > 0 {
+                    needs.push(format!("{needed} shared libraries"));
+                }
+            }
+            _ => {}
+        }
+    }
+    needs
+}
+
+#[test]
+fn the_elf_check_sees_a_dynamic_binary() {
+    // The same check on this test's own (glibc, dynamically linked) executable must complain, or a
+    // passing static check would prove nothing.
+    let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let needs = dynamic_needs(&me);
+    assert!(
+        needs.iter().any(|n| n.starts_with("interpreter /")),
+        "{needs:?}"
+    );
+    assert!(
+        needs.iter().any(|n| n.ends_with("shared libraries")),
+        "{needs:?}"
+    );
+}
+
+#[test]
+fn static_binaries_fit_the_size_promise_and_speak_the_protocol() {
+    let dir = release_dir();
+    let mut sizes = BTreeMap::new();
+    for name in BINARIES {
+        let path = dir.join(name);
+        let elf = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            dynamic_needs(&elf),
+            Vec::<String>::new(),
+            "{name} is not static"
+        );
+        sizes.insert(name, elf.len() as u64);
+    }
+    let ca = std::fs::metadata(CA_BUNDLE).map_or(0, |m| m.len());
+    let total = sizes.values().sum::<u64>() + ca;
+    eprintln!("sizes (bytes): {sizes:?} + CA bundle {ca} = {total}");
+    assert!(
+        total <= MAX_IMAGE_BYTES,
+        "the image contents are {total} bytes, over the {MAX_IMAGE_BYTES} promised"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    for name in BINARIES {
+        let binary = dir.join(name);
+        let binary = binary.to_str().unwrap();
+        // Concourse passes a directory to `in` and `out` only.
+        let arg = (name != "check").then_some(work.path());
+        let line = step::run_raw(binary, arg, "{not json", &[]).error_line();
+        assert!(line.contains("not valid JSON"), "{name}: {line}");
+        // A well-formed request with a misspelt key: the config types are in the static build too.
+        let request = serde_json::json!({"source": {"repository": "x", "tagg": "main"}});
+        let line = step::run(binary, arg, &request, &[]).error_line();
+        assert!(line.contains("tagg"), "{name}: {line}");
+    }
+}
+
+/// buildah with its own storage under target/, so the test neither sees nor leaves images on the
+/// machine. vfs: no kernel overlay support needed; chroot isolation: no runc, no namespaces.
+fn buildah(args: &[&str], stdin: Option<&str>) -> Output {
+    let storage = root().join("target/buildah");
+    let mut child = Command::new("buildah")
+        .arg("--root")
+        .arg(storage.join("root"))
+        .arg("--runroot")
+        .arg(storage.join("run"))
+        .args(["--storage-driver", "vfs"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("buildah is installed by scripts/setup.sh");
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, stdin.unwrap_or_default().as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// stdout of a buildah command that must succeed.
+fn buildah_ok(args: &[&str]) -> String {
+    let out = buildah(args, None);
+    assert!(
+        out.status.success(),
+        "buildah {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Size of everything under `dir`, and the files' paths relative to it.
+fn walk(dir: &Path, under: &Path, files: &mut Vec<String>) -> u64 {
+    let mut size = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            size += walk(&entry.path(), under, files);
+        } else {
+            size += meta.len();
+            let path = entry.path();
+            files.push(format!("/{}", path.strip_prefix(under).unwrap().display()));
+        }
+    }
+    size
+}
+
+#[test]
+fn buildah_builds_the_dockerfile_into_a_working_image() {
+    let dir = release_dir();
+    let tag = "localhost/image-rollout-resource:test";
+    let binaries_tag = "localhost/image-rollout-resource-binaries:test";
+    // The previous run's images and containers (an interrupted run's too): vfs keeps full copies.
+    buildah_ok(&["rm", "--all"]);
+    buildah_ok(&["rmi", "--all", "--force"]);
+
+    // The image the Dockerfile's builder stage would be: binaries and CA bundle at its paths.
+    let stage = buildah_ok(&["from", "scratch"]);
+    for name in BINARIES {
+        let path = dir.join(name);
+        buildah_ok(&["copy", &stage, path.to_str().unwrap(), "/out/opt/resource/"]);
+    }
+    buildah_ok(&["copy", &stage, CA_BUNDLE, CA_BUNDLE]);
+    buildah_ok(&["commit", "--rm", &stage, binaries_tag]);
+
+    let revision = "0123456789abcdef0123456789abcdef01234567";
+    buildah_ok(&[
+        "bud",
+        "--isolation",
+        "chroot",
+        "--build-arg",
+        &format!("BINARIES={binaries_tag}"),
+        "--build-arg",
+        "VERSION=9.9.9-test",
+        "--build-arg",
+        &format!("REVISION={revision}"),
+        "--tag",
+        tag,
+        "--file",
+        root().join("Dockerfile").to_str().unwrap(),
+        root().to_str().unwrap(),
+    ]);
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&buildah_ok(&["inspect", "--type", "image", tag])).unwrap();
+    let config = &inspect["OCIv1"]["config"];
+    let label = |key: &str| config["Labels"][format!("org.opencontainers.image.{key}")].clone();
+    assert_eq!(label("version"), "9.9.9-test");
+    assert_eq!(label("revision"), revision);
+    assert!(
+        label("source")
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://")),
+        "{config}"
+    );
+    assert_eq!(config["User"], "0:0", "see the Dockerfile on why root");
+    assert!(
+        config["Env"]
+            .as_array()
+            .is_some_and(|env| env.contains(&format!("SSL_CERT_FILE={CA_BUNDLE}").into())),
+        "{config}"
+    );
+
+    let container = buildah_ok(&["from", tag]);
+    let rootfs = PathBuf::from(buildah_ok(&["mount", &container]));
+    let mut files = Vec::new();
+    let size = walk(&rootfs, &rootfs, &mut files);
+    files.sort();
+    eprintln!("image contents: {size} bytes: {files:?}");
+    assert_eq!(
+        files,
+        [
+            CA_BUNDLE,
+            "/opt/resource/check",
+            "/opt/resource/in",
+            "/opt/resource/out"
+        ],
+        "a scratch image holds the binaries and the CA bundle, nothing else"
+    );
+    assert!(size <= MAX_IMAGE_BYTES, "{size} bytes");
+
+    // Each step runs inside the image as Concourse runs it: stdin, argv, the failure contract.
+    for name in BINARIES {
+        let out = buildah(
+            &[
+                "run",
+                "--isolation",
+                "chroot",
+                &container,
+                "--",
+                &format!("/opt/resource/{name}"),
+                "/tmp",
+            ],
+            Some("{not json"),
+        );
+        let result = StepResult {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        };
+        assert_eq!(result.code, Some(1), "{name}: {result:?}");
+        assert!(result.stdout.is_empty(), "{name}: {result:?}");
+        assert!(
+            result
+                .stderr
+                .contains("error: invalid request: stdin is not valid JSON"),
+            "{name}: {result:?}"
+        );
+    }
+    buildah_ok(&["rm", &container]);
+}
