@@ -329,20 +329,17 @@ fn step_problems(
     }
     match kind {
         "get" | "put" => {
-            let step_name = map[kind].as_str().unwrap_or_default();
-            let resource = map
-                .get("resource")
-                .and_then(Value::as_str)
-                .unwrap_or(step_name);
-            if !resources.contains_key(resource) {
-                problems.push(format!(
-                    "{context}: {kind} `{step_name}` names resource `{resource}`, which is not declared"
-                ));
+            match step_resource(map) {
+                Some((_, resource)) if resources.contains_key(resource) => {}
+                Some((_, resource)) => problems.push(format!(
+                    "{context}: {kind} step names resource `{resource}`, which is not declared"
+                )),
+                None => problems.push(format!("{context}: a {kind} step needs a name")),
             }
             for job in list(step, "passed").iter().filter_map(Value::as_str) {
                 if !jobs.contains(job) {
                     problems.push(format!(
-                        "{context}: get `{step_name}` passed job `{job}`, which is not declared"
+                        "{context}: a get step passed job `{job}`, which is not declared"
                     ));
                 }
             }
@@ -444,6 +441,11 @@ fn the_structural_check_catches_what_fly_would_reject() {
     assert!(found.iter().any(|m| m.contains("exactly one")), "{found:?}");
     let found = broken(&|p| p["resources"][0]["check_every"] = json!("daily"));
     assert!(found.iter().any(|m| m.contains("`daily`")), "{found:?}");
+    let found = broken(&|p| plan(p)[0]["passed"] = json!(["no-such-job"]));
+    assert!(
+        found.iter().any(|m| m.contains("`no-such-job`")),
+        "{found:?}"
+    );
     let found = broken(&|p| p["jobs"][0]["plan"] = json!([]));
     assert!(found.iter().any(|m| m.contains("no plan")), "{found:?}");
 }
