@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use testbed::cluster::{self, ControlPlane};
+use testbed::cluster::{self, ControlPlane, PodFailure};
 use testbed::step::{self, StepResult};
 
 const REPO: &str = "registry.example.test/team/app";
@@ -220,20 +220,17 @@ fn put_updates_only_containers_of_the_source_repository() {
     assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
 }
 
-/// A put whose new pods fail as `marker` makes kwok fail them: the step fails with the pod's
-/// own reason (not the 5-minute timeout) and the Deployment is back on its old template.
-fn broken_image_fails_fast_and_rolls_back(marker: &str, expected: &[&str]) {
-    let ns = cp().namespace(&format!("out-{marker}"));
-    // The new version's repository carries the failure marker; `container` picks the app
-    // container although its current image comes from another repository.
-    let broken = format!("registry.example.test/team/{marker}");
+/// A put of a bad build of the app — same repository, a digest whose pods fail as `failure`
+/// says — fails with the pod's own reason (not the 5-minute timeout), and the Deployment is back
+/// on its old template.
+fn broken_build_fails_fast_and_rolls_back(n: u8, failure: PodFailure, expected: &[&str]) {
+    let ns = cp().namespace("out-broken");
+    let bad = digest(n);
+    cp().fail_images(&format!("{REPO}@{bad}"), failure);
     cp().apply(&ns, &deployment("web", 2, &format!("{REPO}:v1"), "", ""));
     rollout_status(&ns, "deploy/web");
-    let request = json!({
-        "source": {"repository": broken, "kubeconfig": cp().kubeconfig_yaml(), "namespace": ns, "deployment": "web", "container": "app"},
-        "params": {"digest": digest(5), "timeout": "5m"},
-    });
-    let line = out(&request).error_line();
+    let line = out(&json!({"source": source(&ns), "params": {"digest": bad, "timeout": "5m"}}))
+        .error_line();
     assert!(
         line.contains("deployment/web did not roll out: pod web-"),
         "{line}"
@@ -255,9 +252,10 @@ fn broken_image_fails_fast_and_rolls_back(marker: &str, expected: &[&str]) {
 }
 
 #[test]
-fn a_crash_looping_image_fails_with_its_last_words_and_rolls_back() {
-    broken_image_fails_fast_and_rolls_back(
-        cluster::CRASH_LOOP_MARKER,
+fn a_crash_looping_build_fails_with_its_last_words_and_rolls_back() {
+    broken_build_fails_fast_and_rolls_back(
+        40,
+        PodFailure::CrashLoop,
         &[
             "container app: CrashLoopBackOff: exit code 1",
             cluster::CRASH_MESSAGE,
@@ -266,10 +264,36 @@ fn a_crash_looping_image_fails_with_its_last_words_and_rolls_back() {
 }
 
 #[test]
-fn an_image_that_cannot_be_pulled_fails_and_rolls_back() {
-    broken_image_fails_fast_and_rolls_back(
-        cluster::PULL_FAIL_MARKER,
+fn a_build_that_cannot_be_pulled_fails_and_rolls_back() {
+    broken_build_fails_fast_and_rolls_back(
+        41,
+        PodFailure::ImagePull,
         &["container app: ImagePullBackOff"],
+    );
+}
+
+#[test]
+fn container_selects_the_app_when_its_image_is_from_elsewhere() {
+    // The app runs a mirror's image; `container` says which container this resource owns.
+    let ns = cp().namespace("out-container");
+    let sidecar = "        - name: proxy\n          image: registry.example.test/team/envoy:1.30\n";
+    cp().apply(
+        &ns,
+        &deployment("web", 1, "mirror.example.test/app:v1", sidecar, ""),
+    );
+    rollout_status(&ns, "deploy/web");
+    let d = digest(42);
+    let mut source = source(&ns);
+    source["container"] = json!("app");
+    out(&json!({"source": source, "params": {"digest": d, "timeout": "2m"}})).json();
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+    assert_eq!(
+        get(
+            &ns,
+            "deploy/web",
+            r#"{.spec.template.spec.containers[?(@.name=="proxy")].image}"#
+        ),
+        "registry.example.test/team/envoy:1.30"
     );
 }
 
@@ -429,8 +453,10 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn the_wait_survives_an_api_server_restart() {
-    let ns = cp().namespace("out-restart");
-    cp().apply(
+    // A private control plane: restarting the shared one would disturb the other tests.
+    let cp = ControlPlane::start();
+    let ns = cp.namespace("out-restart");
+    cp.apply(
         &ns,
         &deployment(
             "web",
@@ -440,7 +466,14 @@ fn the_wait_survives_an_api_server_restart() {
             "  minReadySeconds: 4\n",
         ),
     );
-    rollout_status(&ns, "deploy/web");
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "rollout",
+        "status",
+        "deploy/web",
+        "--timeout=120s",
+    ]);
     let d = digest(11);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_out"))
@@ -450,7 +483,8 @@ fn the_wait_survives_an_api_server_restart() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let request = json!({"source": source(&ns), "params": {"digest": d, "timeout": "4m"}});
+    let source = json!({"repository": REPO, "kubeconfig": cp.kubeconfig_yaml(), "namespace": ns, "deployment": "web"});
+    let request = json!({"source": source, "params": {"digest": d, "timeout": "4m"}});
     std::io::Write::write_all(
         &mut child.stdin.take().unwrap(),
         request.to_string().as_bytes(),
@@ -465,20 +499,20 @@ fn the_wait_survives_an_api_server_restart() {
             "out ended early:\n{log}"
         );
     }
-    cp().restart_apiserver();
+    cp.restart_apiserver();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{log}{rest}");
-    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
-    assert_eq!(
-        get(
-            &ns,
-            "deploy/web",
-            "{.status.updatedReplicas}/{.status.availableReplicas}"
-        ),
-        "3/3"
-    );
+    let state = cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "get",
+        "deploy/web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image} {.status.updatedReplicas}/{.status.availableReplicas}",
+    ]);
+    assert_eq!(state, format!("{REPO}@{d} 3/3"));
 }
 
 #[test]
