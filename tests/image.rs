@@ -42,8 +42,6 @@ fn release_dir() -> &'static Path {
                 TARGET,
             ])
             .env("CARGO_TARGET_DIR", &target_dir)
-            // As the Dockerfile builds them (see there why).
-            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
             .status()
             .expect("run cargo");
         assert!(
@@ -51,7 +49,7 @@ fn release_dir() -> &'static Path {
             "the static release build failed (the target comes from scripts/setup.sh)"
         );
         eprintln!(
-            "static build (opt-level z, --release --locked --bins --target {TARGET}): {:.0?}",
+            "static build (--release --locked --bins --target {TARGET}): {:.0?}",
             start.elapsed()
         );
         target_dir.join(TARGET).join("release")
