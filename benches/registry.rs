@@ -1,0 +1,197 @@
+//! `check` beside `crane digest` on the same local registry: requests per check, wall time and
+//! peak RSS, as medians over repeated runs and as ratios, for an open and a token registry.
+//!
+//!     cargo bench --bench registry            # IRR_BENCH_RUNS=30 by default
+//!
+//! `cargo bench` builds `check` with the release settings. crane comes from scripts/tools.sh;
+//! peak RSS is measured by `/usr/bin/time -f %M`, which wraps both tools alike, and requests
+//! are counted by the registry's proxy (the token endpoint included).
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testbed::registry::{Auth, Credentials, ImageSpec, Layout, Registry};
+
+const CHECK: &str = env!("CARGO_BIN_EXE_check");
+const WARMUP: usize = 3;
+
+/// One run of one tool.
+struct Sample {
+    wall: Duration,
+    rss_kib: u64,
+    requests: usize,
+}
+
+/// A tool invocation that prints the tag's digest.
+struct Tool {
+    name: &'static str,
+    command: Command,
+    stdin: String,
+}
+
+fn main() {
+    let runs: usize = std::env::var("IRR_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30);
+    let crane = testbed::tools_bin().join("crane");
+    assert!(
+        crane.exists(),
+        "{} is missing: run scripts/tools.sh",
+        crane.display()
+    );
+
+    println!(
+        "check vs crane digest: median of {runs} runs each (after {WARMUP} warm-up runs), multi-arch tag"
+    );
+    println!(
+        "{:<9} {:<14} {:>15} {:>11} {:>14}",
+        "registry", "tool", "requests/check", "wall", "peak RSS"
+    );
+    let credentials = Credentials::new("bench", "bench-password");
+    for (label, auth) in [
+        ("open", Auth::Open),
+        ("token", Auth::Token(Some(credentials))),
+    ] {
+        let registry = Registry::start(auth);
+        let digest = registry.push(
+            &Layout::index(&ImageSpec::new("bench"), true),
+            "owner/app",
+            "main",
+        );
+        let config = tempfile::tempdir().expect("tempdir");
+        let mut tools = [
+            check_tool(&registry),
+            crane_tool(&registry, &crane, config.path()),
+        ];
+        let mut samples: [Vec<Sample>; 2] = Default::default();
+        // Interleaved, so that load from elsewhere on the machine hits both tools alike.
+        for i in 0..WARMUP + runs {
+            for (tool, samples) in tools.iter_mut().zip(&mut samples) {
+                let sample = run(&registry, tool, &digest);
+                if i >= WARMUP {
+                    samples.push(sample);
+                }
+            }
+        }
+        let [ours, theirs] = samples.map(|s| summarize(&s));
+        for (tool, (requests, wall, rss)) in tools.iter().zip([ours, theirs]) {
+            println!(
+                "{label:<9} {:<14} {requests:>15} {:>11} {:>14}",
+                tool.name,
+                format!("{:.1} ms", wall.as_secs_f64() * 1e3),
+                format!("{:.1} MiB", rss as f64 / 1024.0),
+            );
+        }
+        println!(
+            "{label:<9} {:<14} {:>15} {:>11} {:>14}",
+            "ratio",
+            format!("{:.2}", ours.0 as f64 / theirs.0 as f64),
+            format!("{:.2}", ours.1.as_secs_f64() / theirs.1.as_secs_f64()),
+            format!("{:.2}", ours.2 as f64 / theirs.2 as f64),
+        );
+    }
+}
+
+fn check_tool(registry: &Registry) -> Tool {
+    let mut source = json!({
+        "repository": registry.repository("owner/app"),
+        "tag": "main",
+        "insecure": true,
+    });
+    if let Some(c) = registry.credentials() {
+        source["username"] = c.username.clone().into();
+        source["password"] = c.password.clone().into();
+    }
+    Tool {
+        name: "check",
+        command: Command::new(CHECK),
+        stdin: json!({ "source": source }).to_string(),
+    }
+}
+
+/// `crane digest`, with the credentials (if any) in a docker config of its own.
+fn crane_tool(registry: &Registry, crane: &std::path::Path, config: &std::path::Path) -> Tool {
+    let mut auths = json!({});
+    if let Some(c) = registry.credentials() {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.username, c.password));
+        auths[registry.host()] = json!({ "auth": auth });
+    }
+    std::fs::write(
+        config.join("config.json"),
+        json!({ "auths": auths }).to_string(),
+    )
+    .expect("docker config");
+    let mut command = Command::new(crane);
+    command
+        .args(["digest", "--insecure"])
+        .arg(format!("{}:main", registry.repository("owner/app")))
+        .env("DOCKER_CONFIG", config);
+    Tool {
+        name: "crane digest",
+        command,
+        stdin: String::new(),
+    }
+}
+
+/// Runs `tool` once under `/usr/bin/time` and checks that it found `digest`.
+fn run(registry: &Registry, tool: &mut Tool, digest: &str) -> Sample {
+    let rss = tempfile::NamedTempFile::new().expect("tempfile");
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(rss.path())
+        .arg(tool.command.get_program())
+        .args(tool.command.get_args())
+        .envs(tool.command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    registry.reset_requests();
+    let started = Instant::now();
+    let mut child = timed
+        .spawn()
+        .expect("cannot run /usr/bin/time; install the time package");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(tool.stdin.as_bytes())
+        .expect("stdin");
+    let out = child.wait_with_output().expect("wait");
+    let wall = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(digest),
+        "{} did not print {digest}:\n{stdout}\n{}",
+        tool.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rss_kib = std::fs::read_to_string(rss.path())
+        .expect("time's output")
+        .trim()
+        .parse()
+        .expect("peak RSS in KiB");
+    Sample {
+        wall,
+        rss_kib,
+        requests: registry.requests().len(),
+    }
+}
+
+/// Medians of (requests, wall time, peak RSS in KiB).
+fn summarize(samples: &[Sample]) -> (usize, Duration, u64) {
+    fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+        values.sort_unstable();
+        values[values.len() / 2]
+    }
+    (
+        median(samples.iter().map(|s| s.requests).collect()),
+        median(samples.iter().map(|s| s.wall).collect()),
+        median(samples.iter().map(|s| s.rss_kib).collect()),
+    )
+}
