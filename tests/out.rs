@@ -14,6 +14,9 @@ use testbed::cluster::{self, ControlPlane, PodFailure};
 use testbed::step::{self, StepResult};
 
 const REPO: &str = "registry.example.test/team/app";
+/// A sidecar from another repository, as an extra container of [`deployment`].
+const SIDECAR: &str =
+    "        - name: proxy\n          image: registry.example.test/team/envoy:1.30\n";
 
 fn cp() -> &'static ControlPlane {
     ControlPlane::shared()
@@ -72,6 +75,23 @@ spec:
     )
 }
 
+/// A fresh namespace holding deployment/web (see [`deployment`]), rolled out; returns the namespace.
+fn web(
+    prefix: &str,
+    replicas: u32,
+    image: &str,
+    extra_containers: &str,
+    extra_spec: &str,
+) -> String {
+    let ns = cp().namespace(prefix);
+    cp().apply(
+        &ns,
+        &deployment("web", replicas, image, extra_containers, extra_spec),
+    );
+    rollout_status(&ns, "deploy/web");
+    ns
+}
+
 fn get(namespace: &str, object: &str, jsonpath: &str) -> String {
     cp().kubectl_ok(&[
         "-n",
@@ -104,9 +124,7 @@ fn rollout_status(namespace: &str, object: &str) {
 
 #[test]
 fn put_rolls_the_deployment_to_the_digest_and_reports_it() {
-    let ns = cp().namespace("out-ok");
-    cp().apply(&ns, &deployment("web", 3, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-ok", 3, &format!("{REPO}:v1"), "", "");
 
     let d = digest(1);
     let result = out(&json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}}));
@@ -175,10 +193,8 @@ fn put_rolls_the_deployment_to_the_digest_and_reports_it() {
 
 #[test]
 fn put_of_the_current_digest_starts_no_rollout() {
-    let ns = cp().namespace("out-same");
     let d = digest(2);
-    cp().apply(&ns, &deployment("web", 2, &format!("{REPO}@{d}"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-same", 2, &format!("{REPO}@{d}"), "", "");
     let generation = get(&ns, "deploy/web", "{.metadata.generation}");
 
     let result = out(&json!({"source": source(&ns), "params": {"digest": d}}));
@@ -189,13 +205,7 @@ fn put_of_the_current_digest_starts_no_rollout() {
 
 #[test]
 fn put_updates_only_containers_of_the_source_repository() {
-    let ns = cp().namespace("out-sidecar");
-    let sidecar = "        - name: proxy\n          image: registry.example.test/team/envoy:1.30\n";
-    cp().apply(
-        &ns,
-        &deployment("web", 1, &format!("{REPO}:v1"), sidecar, ""),
-    );
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-sidecar", 1, &format!("{REPO}:v1"), SIDECAR, "");
 
     let d = digest(3);
     out(&json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}})).json();
@@ -224,11 +234,9 @@ fn put_updates_only_containers_of_the_source_repository() {
 /// says — fails with the pod's own reason (not the 5-minute timeout), and the Deployment is back
 /// on its old template.
 fn broken_build_fails_fast_and_rolls_back(n: u8, failure: PodFailure, expected: &[&str]) {
-    let ns = cp().namespace("out-broken");
     let bad = digest(n);
     cp().fail_images(&format!("{REPO}@{bad}"), failure);
-    cp().apply(&ns, &deployment("web", 2, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-broken", 2, &format!("{REPO}:v1"), "", "");
     let line = out(&json!({"source": source(&ns), "params": {"digest": bad, "timeout": "5m"}}))
         .error_line();
     assert!(
@@ -275,13 +283,13 @@ fn a_build_that_cannot_be_pulled_fails_and_rolls_back() {
 #[test]
 fn container_selects_the_app_when_its_image_is_from_elsewhere() {
     // The app runs a mirror's image; `container` says which container this resource owns.
-    let ns = cp().namespace("out-container");
-    let sidecar = "        - name: proxy\n          image: registry.example.test/team/envoy:1.30\n";
-    cp().apply(
-        &ns,
-        &deployment("web", 1, "mirror.example.test/app:v1", sidecar, ""),
+    let ns = web(
+        "out-container",
+        1,
+        "mirror.example.test/app:v1",
+        SIDECAR,
+        "",
     );
-    rollout_status(&ns, "deploy/web");
     let d = digest(42);
     let mut source = source(&ns);
     source["container"] = json!("app");
@@ -299,19 +307,10 @@ fn container_selects_the_app_when_its_image_is_from_elsewhere() {
 
 #[test]
 fn a_rollout_that_does_not_finish_in_time_times_out_and_rolls_back() {
-    let ns = cp().namespace("out-timeout");
-    // minReadySeconds keeps every new pod unavailable for a while: a healthy but slow rollout.
-    cp().apply(
-        &ns,
-        &deployment(
-            "web",
-            2,
-            &format!("{REPO}:v1"),
-            "",
-            "  minReadySeconds: 30\n",
-        ),
-    );
-    rollout_status(&ns, "deploy/web");
+    // Pods of this build run but never become ready (a failing readiness probe): nothing to fail
+    // fast on, only the timeout ends it.
+    cp().fail_images(&format!("{REPO}@{}", digest(6)), PodFailure::NeverReady);
+    let ns = web("out-timeout", 2, &format!("{REPO}:v1"), "", "");
     let result =
         out(&json!({"source": source(&ns), "params": {"digest": digest(6), "timeout": "3s"}}));
     let line = result.error_line();
@@ -322,19 +321,9 @@ fn a_rollout_that_does_not_finish_in_time_times_out_and_rolls_back() {
 
 #[test]
 fn rollback_can_be_turned_off() {
-    let ns = cp().namespace("out-norollback");
-    cp().apply(
-        &ns,
-        &deployment(
-            "web",
-            1,
-            &format!("{REPO}:v1"),
-            "",
-            "  minReadySeconds: 30\n",
-        ),
-    );
-    rollout_status(&ns, "deploy/web");
     let d = digest(7);
+    cp().fail_images(&format!("{REPO}@{d}"), PodFailure::NeverReady);
+    let ns = web("out-norollback", 1, &format!("{REPO}:v1"), "", "");
     let result = out(
         &json!({"source": source(&ns), "params": {"digest": d, "timeout": "2s", "rollback_on_failure": false}}),
     );
@@ -439,9 +428,7 @@ fn one_failing_workload_rolls_back_all_that_changed() {
 
 #[test]
 fn dry_run_changes_nothing() {
-    let ns = cp().namespace("out-dry");
-    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-dry", 1, &format!("{REPO}:v1"), "", "");
     let generation = get(&ns, "deploy/web", "{.metadata.generation}");
     let result =
         out(&json!({"source": source(&ns), "params": {"digest": digest(10), "dry_run": true}}));
@@ -517,9 +504,7 @@ fn the_wait_survives_an_api_server_restart() {
 
 #[test]
 fn authenticates_with_a_kubeconfig_context() {
-    let ns = cp().namespace("out-context");
-    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-context", 1, &format!("{REPO}:v1"), "", "");
     // A kubeconfig whose current context points nowhere: only `context: admin` can work.
     let mut kubeconfig: Value = serde_saphyr::from_str(&cp().kubeconfig_yaml()).unwrap();
     let admin = kubeconfig["contexts"][0].clone();
@@ -551,9 +536,7 @@ fn shipped_rbac_token(ns: &str, drop_verb: Option<(&str, &str)>) -> String {
 
 #[test]
 fn the_shipped_role_is_enough_with_server_token_and_ca() {
-    let ns = cp().namespace("out-rbac");
-    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-rbac", 1, &format!("{REPO}:v1"), "", "");
     let token = shipped_rbac_token(&ns, None);
     let d = digest(13);
     let source = json!({
@@ -568,9 +551,7 @@ fn the_shipped_role_is_enough_with_server_token_and_ca() {
 
 #[test]
 fn a_missing_permission_is_named_and_nothing_changes() {
-    let ns = cp().namespace("out-rbac-patch");
-    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-rbac-patch", 1, &format!("{REPO}:v1"), "", "");
     let token = shipped_rbac_token(
         &ns,
         Some((
@@ -610,9 +591,7 @@ fn a_wrong_token_is_refused_without_printing_it() {
 fn authenticates_in_cluster_from_the_service_account_files() {
     // kube reads the service account from its fixed path, as in a real pod; this machine is a
     // throwaway sandbox, so the test writes it there.
-    let ns = cp().namespace("out-incluster");
-    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
-    rollout_status(&ns, "deploy/web");
+    let ns = web("out-incluster", 1, &format!("{REPO}:v1"), "", "");
     let token = shipped_rbac_token(&ns, None);
     let sa = std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount");
     std::fs::create_dir_all(sa).unwrap();
