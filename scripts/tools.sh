@@ -17,13 +17,14 @@ mkdir -p "$bin"
 
 log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# build NAME PACKAGE... : builds the packages of tests/support/tools/NAME into a cache directory
-# keyed by the module's content, then links them into $bin.
+# build NAME LDFLAGS PACKAGE... : builds the packages of tests/support/tools/NAME with extra
+# linker flags into a cache directory keyed by the module's content and the flags, then links them
+# into $bin.
 build() {
-  local name=$1; shift
+  local name=$1 ldflags=$2; shift 2
   local mod="$root/tests/support/tools/$name"
   local key
-  key=$(cat "$mod/go.mod" "$mod/go.sum" <(go version) | sha256sum | cut -c1-16)
+  key=$(cat "$mod/go.mod" "$mod/go.sum" <(go version) <(echo "$ldflags") | sha256sum | cut -c1-16)
   local out="$cache/tools/$name-$key"
   if [ ! -f "$out/.complete" ]; then
     log "building $name ($*) — cold build, this takes a while"
@@ -32,7 +33,7 @@ build() {
     # One package: the binary takes the tool's name (etcd's main package is called "server").
     local target="$out/"
     [ $# -eq 1 ] && target="$out/$name"
-    (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$target" "$@")
+    (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $ldflags" -o "$target" "$@")
     touch "$out/.complete"
     log "built $name in $((SECONDS - start))s"
   fi
@@ -40,10 +41,19 @@ build() {
   for f in "$out"/*; do ln -sfn "$f" "$bin/$(basename "$f")"; done
 }
 
-build etcd go.etcd.io/etcd/server/v3
-build kwok sigs.k8s.io/kwok/cmd/kwok
-build crane github.com/google/go-containerregistry/cmd/crane
-build kubernetes k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+# Kubernetes binaries built outside its own build scripts report v0.0.0-master unless told their
+# version; take it from the wrapper's require line, the one place it is pinned.
+k8s=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$root/tests/support/tools/kubernetes/go.mod")
+k8s_minor=$(echo "$k8s" | cut -d. -f2)
+k8s_ldflags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ldflags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
+done
+
+build etcd "" go.etcd.io/etcd/server/v3
+build kwok "" sigs.k8s.io/kwok/cmd/kwok
+build crane "" github.com/google/go-containerregistry/cmd/crane
+build kubernetes "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 log "tools ready in $bin"
 echo "$bin"
