@@ -58,8 +58,27 @@ pub async fn current_digest(registry: &Registry, source: &Source) -> Result<Opti
             })?;
             manifest::digest_of(entry).map(Some).map_err(invalid)
         }
-        // A single-platform image has nothing to choose from: it is the image.
-        Manifest::Image(_) => Ok(Some(fetched.digest)),
+        // A single-platform tag has nothing to choose from, but it must be for that platform:
+        // following an amd64-only tag for arm64 nodes would deploy an image that cannot run.
+        Manifest::Image(image) => {
+            let config = registry.image_config(&image).await?;
+            let (os, arch) = (config.os().to_string(), config.architecture().to_string());
+            if manifest::matches(&os, &arch, config.variant().as_deref(), platform) {
+                Ok(Some(fetched.digest))
+            } else {
+                let variant = config
+                    .variant()
+                    .as_ref()
+                    .map(|v| format!("/{v}"))
+                    .unwrap_or_default();
+                Err(Error::Config {
+                    key: "source.platform",
+                    message: format!(
+                        "the tag is a single-platform image for {os}/{arch}{variant}, not {platform}"
+                    ),
+                })
+            }
+        }
     }
 }
 

@@ -3,8 +3,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use oci_spec::image::ImageConfiguration;
-
 use crate::config::{Digest, InRequest};
 use crate::error::{Error, Result};
 use crate::protocol::{Metadata, StepOutput};
@@ -70,20 +68,7 @@ pub async fn get(request: InRequest, dir: &Path) -> Result<StepOutput> {
     };
 
     let config = match &image {
-        Some(image) => {
-            let config_digest =
-                manifest::digest_of(image.config()).map_err(|m| invalid(&registry, &digest, m))?;
-            let blob = registry.blob(&config_digest).await?;
-            Some(
-                ImageConfiguration::from_reader(blob.as_slice()).map_err(|e| {
-                    invalid(
-                        &registry,
-                        &config_digest,
-                        format!("cannot read the image config: {e}"),
-                    )
-                })?,
-            )
-        }
+        Some(image) => Some(registry.image_config(image).await?),
         None => None,
     };
     let labels: HashMap<String, String> = config

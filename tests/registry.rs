@@ -276,6 +276,30 @@ fn platform_missing_from_the_index_lists_the_platforms() {
     assert!(!error.contains("unknown"), "{error}");
 }
 
+#[test]
+fn platform_of_a_single_platform_tag_is_checked() {
+    let registry = Registry::start(Auth::Open);
+    let digest = registry.push(
+        &Layout::image(&ImageSpec::new("amd64-only")),
+        "app",
+        "latest",
+    );
+    let mut source = source(&registry, "app");
+
+    // The image is for linux/amd64: following it for that platform yields its digest…
+    source["platform"] = "linux/amd64".into();
+    assert_eq!(versions(&check(&source, None)), [digest.clone()]);
+    // …and for arm64 nodes it is refused instead of deploying an image they cannot run.
+    source["platform"] = "linux/arm64".into();
+    let error = check(&source, None).error_line();
+    assert!(
+        error.contains(
+            "source.platform: the tag is a single-platform image for linux/amd64, not linux/arm64"
+        ),
+        "{error}"
+    );
+}
+
 // ---- in ----
 
 #[test]

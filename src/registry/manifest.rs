@@ -54,16 +54,14 @@ pub fn select<'a>(index: &'a ImageIndex, want: &Platform) -> Result<&'a Descript
         .manifests()
         .iter()
         .find(|d| {
-            let Some(p) = d.platform() else { return false };
-            let variant = p.variant().as_deref();
-            p.os().to_string() == want.os
-                && p.architecture().to_string() == want.architecture
-                && match (want.variant.as_deref(), variant) {
-                    (None, _) => true,
-                    (Some(w), Some(v)) => w == v,
-                    (Some("v8"), None) => want.architecture == "arm64",
-                    (Some(_), None) => false,
-                }
+            d.platform().as_ref().is_some_and(|p| {
+                matches(
+                    &p.os().to_string(),
+                    &p.architecture().to_string(),
+                    p.variant().as_deref(),
+                    want,
+                )
+            })
         })
         .ok_or_else(|| {
             format!(
@@ -71,6 +69,18 @@ pub fn select<'a>(index: &'a ImageIndex, want: &Platform) -> Result<&'a Descript
                 platforms(index).join(", ")
             )
         })
+}
+
+/// Whether an image for `os`/`architecture`/`variant` is what `want` asks for (see [`select`]).
+pub fn matches(os: &str, architecture: &str, variant: Option<&str>, want: &Platform) -> bool {
+    os == want.os
+        && architecture == want.architecture
+        && match (want.variant.as_deref(), variant) {
+            (None, _) => true,
+            (Some(w), Some(v)) => w == v,
+            (Some("v8"), None) => want.architecture == "arm64",
+            (Some(_), None) => false,
+        }
 }
 
 /// The digest of a descriptor, as this crate's sha256-only type.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use oci_spec::distribution::Reference;
+use oci_spec::image::{ImageConfiguration, ImageManifest};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
 };
@@ -239,6 +240,19 @@ impl Registry {
         let body = self.body(&what, resp, MAX_CONFIG).await?;
         self.verified(&what, Some(digest.clone()), &body)?;
         Ok(body)
+    }
+
+    /// The config blob of an image manifest: labels, `created`, platform.
+    pub async fn image_config(&self, image: &ImageManifest) -> Result<ImageConfiguration> {
+        let digest = manifest::digest_of(image.config())
+            .map_err(|m| self.invalid("image manifest", format!("config descriptor: {m}")))?;
+        let blob = self.blob(&digest).await?;
+        ImageConfiguration::from_reader(blob.as_slice()).map_err(|e| {
+            self.invalid(
+                &format!("blob {digest}"),
+                format!("cannot read the image config: {e}"),
+            )
+        })
     }
 
     fn verified(&self, what: &str, expected: Option<Digest>, body: &[u8]) -> Result<Digest> {
