@@ -288,7 +288,7 @@ fn platform_of_a_single_platform_tag_is_checked() {
 
     // The image is for linux/amd64: following it for that platform yields its digest…
     source["platform"] = "linux/amd64".into();
-    assert_eq!(versions(&check(&source, None)), [digest.clone()]);
+    assert_eq!(versions(&check(&source, None)), [digest]);
     // …and for arm64 nodes it is refused instead of deploying an image they cannot run.
     source["platform"] = "linux/arm64".into();
     let error = check(&source, None).error_line();
