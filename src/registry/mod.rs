@@ -439,6 +439,10 @@ impl Registry {
             classify(build().send().await)
         })
         .retry(backoff())
+        // The backoff bounds the sleeping; this bounds the whole, slow attempts included (a
+        // registry that answers every request after 29 s would otherwise hold a check for
+        // minutes).
+        .when(|_| started.elapsed() < RETRY_BUDGET)
         .adjust(adjust)
         .notify(|e, d| notify(what, e, d))
         .await
@@ -528,6 +532,9 @@ fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
     }
     Ok(resp)
 }
+
+/// No new attempt starts after this long since the first.
+const RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// Exponential backoff with jitter: 250 ms doubling to 8 s, at most 5 retries and 30 s of sleep.
 fn backoff() -> ExponentialBuilder {
