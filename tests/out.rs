@@ -439,7 +439,7 @@ fn dry_run_changes_nothing() {
 }
 
 #[test]
-fn the_wait_survives_an_api_server_restart() {
+fn the_wait_survives_an_api_server_restart_and_watch_expiry() {
     // A private control plane: restarting the shared one would disturb the other tests.
     let cp = ControlPlane::start();
     let ns = cp.namespace("out-restart");
@@ -491,6 +491,11 @@ fn the_wait_survives_an_api_server_restart() {
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{log}{rest}");
+    // The watches broke with the apiserver, and resuming them from their last resourceVersion
+    // met 410 Gone ("too old resource version … Expired": the restarted apiserver's watch cache
+    // starts past it, as after a compaction); the wait re-listed and carried on.
+    assert!(rest.contains("watch interrupted"), "{rest}");
+    assert!(rest.contains("too old resource version"), "{rest}");
     let state = cp.kubectl_ok(&[
         "-n",
         &ns,
