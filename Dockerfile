@@ -20,11 +20,12 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# The workspace manifest names tests/support as a member, so cargo needs it to load the workspace;
-# only the resource's own binaries are built.
+# The manifest names tests/support (a workspace member) and the benches, so cargo needs them to
+# load it; only the resource's own binaries are built.
 COPY Cargo.toml Cargo.lock ./
 COPY bin bin
 COPY src src
+COPY benches benches
 COPY tests/support tests/support
 RUN target="$(uname -m)-unknown-linux-musl" \
  && rustup target add "$target" \

@@ -25,14 +25,17 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The release directory holding the static binaries, built once per test run.
+/// The release directory holding the static binaries, built once per test run from exactly what
+/// the Dockerfile's builder stage copies in (so a file the build needs but the Dockerfile leaves
+/// out fails here, not in someone's `docker build`).
 fn release_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let target_dir = root().join("target/musl");
+        let context = builder_context(&target_dir.join("context"));
         let start = Instant::now();
         let status = Command::new(env!("CARGO"))
-            .current_dir(root())
+            .current_dir(&context)
             .args([
                 "build",
                 "--release",
@@ -54,6 +57,50 @@ fn release_dir() -> &'static Path {
         );
         target_dir.join(TARGET).join("release")
     })
+}
+
+/// Lays out in `dir` the sources the Dockerfile's builder stage `COPY`s, at the same paths.
+fn builder_context(dir: &Path) -> PathBuf {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("read Dockerfile");
+    let builder = dockerfile
+        .split("\nFROM ")
+        .find(|stage| {
+            stage
+                .lines()
+                .next()
+                .is_some_and(|l| l.ends_with(" AS builder"))
+        })
+        .expect("a builder stage");
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("create the build context");
+    for line in builder
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let (destination, sources) = words.split_last().expect("COPY has a destination");
+        for source in sources {
+            assert!(
+                *destination == "./" || destination == source,
+                "tests/image.rs lays out COPY <path> <same path> or COPY <files> ./ only: {line}"
+            );
+            let to = dir.join(source);
+            std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+            let status = Command::new("cp")
+                .args([
+                    "-r",
+                    root().join(source).to_str().expect("utf-8"),
+                    to.to_str().expect("utf-8"),
+                ])
+                .status()
+                .expect("cp");
+            assert!(
+                status.success(),
+                "the Dockerfile copies {source}, which does not exist"
+            );
+        }
+    }
+    dir.to_path_buf()
 }
 
 fn u16_at(b: &[u8], at: usize) -> usize {
