@@ -60,31 +60,10 @@ fn deployment_rolls_out_to_a_new_image() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("deploy");
     cp.apply(&ns, &deployment("web", "example.com/web:v1", 3, ""));
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=60s",
-    ]);
+    rollout_status(cp, &ns, "deployment/web");
 
-    cp.kubectl_ok(&[
-        "set",
-        "image",
-        "-n",
-        &ns,
-        "deployment/web",
-        "app=example.com/web:v2",
-    ]);
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=60s",
-    ]);
+    set_image(cp, &ns, "deployment/web", "example.com/web:v2");
+    rollout_status(cp, &ns, "deployment/web");
 
     assert_eq!(
         jsonpath(
@@ -105,6 +84,16 @@ fn deployment_rolls_out_to_a_new_image() {
         );
         (pods.lines().collect::<Vec<_>>() == vec!["Running/example.com/web:v2"; 3]).then_some(())
     });
+}
+
+/// `kubectl rollout status`, which must succeed.
+fn rollout_status(cp: &ControlPlane, ns: &str, object: &str) {
+    cp.kubectl_ok(&["rollout", "status", "-n", ns, object, "--timeout=90s"]);
+}
+
+/// `kubectl set image` of the `app` container.
+fn set_image(cp: &ControlPlane, ns: &str, object: &str, image: &str) {
+    cp.kubectl_ok(&["set", "image", "-n", ns, object, &format!("app={image}")]);
 }
 
 /// `kubectl rollout status`, expected to fail; returns its stderr.
@@ -141,24 +130,10 @@ fn image_pull_failure_ends_in_progress_deadline_exceeded() {
     let ns = cp.namespace("pullfail");
     let deadline = "  progressDeadlineSeconds: 10\n";
     cp.apply(&ns, &deployment("web", "example.com/web:v1", 2, deadline));
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=60s",
-    ]);
+    rollout_status(cp, &ns, "deployment/web");
 
     let broken = format!("example.com/{PULL_FAIL_MARKER}/web:v2");
-    cp.kubectl_ok(&[
-        "set",
-        "image",
-        "-n",
-        &ns,
-        "deployment/web",
-        &format!("app={broken}"),
-    ]);
+    set_image(cp, &ns, "deployment/web", &broken);
     // The new pods are Pending, ErrImagePull at first, then ImagePullBackOff, never ready.
     eventually("ImagePullBackOff", Duration::from_secs(30), || {
         let pods = new_pods(cp, &ns, &broken);
@@ -234,23 +209,9 @@ fn fail_images_makes_one_exact_digest_fail() {
     let bad = format!("example.com/digest-test@sha256:{}", "b".repeat(64));
     cp.fail_images(&bad, PodFailure::ImagePull);
     cp.apply(&ns, &deployment("web", &good, 2, ""));
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=60s",
-    ]);
+    rollout_status(cp, &ns, "deployment/web");
 
-    cp.kubectl_ok(&[
-        "set",
-        "image",
-        "-n",
-        &ns,
-        "deployment/web",
-        &format!("app={bad}"),
-    ]);
+    set_image(cp, &ns, "deployment/web", &bad);
     eventually(
         "ErrImagePull or ImagePullBackOff",
         Duration::from_secs(30),
@@ -264,14 +225,7 @@ fn fail_images_makes_one_exact_digest_fail() {
         },
     );
     cp.kubectl_ok(&["rollout", "undo", "-n", &ns, "deployment/web"]);
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=60s",
-    ]);
+    rollout_status(cp, &ns, "deployment/web");
     assert_eq!(
         jsonpath(
             cp,
@@ -323,17 +277,10 @@ spec:
         ),
     );
     for object in ["statefulset/db", "daemonset/agent"] {
-        cp.kubectl_ok(&["rollout", "status", "-n", &ns, object, "--timeout=60s"]);
+        rollout_status(cp, &ns, object);
         let name = object.split('/').nth(1).unwrap();
-        cp.kubectl_ok(&[
-            "set",
-            "image",
-            "-n",
-            &ns,
-            object,
-            &format!("app=example.com/{name}:v2"),
-        ]);
-        cp.kubectl_ok(&["rollout", "status", "-n", &ns, object, "--timeout=90s"]);
+        set_image(cp, &ns, object, &format!("example.com/{name}:v2"));
+        rollout_status(cp, &ns, object);
     }
     let sts = "{.status.updatedReplicas}/{.status.readyReplicas}/{.status.currentRevision}=={.status.updateRevision}";
     let revisions = jsonpath(cp, &ns, "statefulset/db", sts);
@@ -353,14 +300,7 @@ fn apiserver_restart_keeps_objects_and_controllers_recover() {
     let cp = ControlPlane::start();
     let ns = cp.namespace("restart");
     cp.apply(&ns, &deployment("web", "example.com/web:v1", 2, ""));
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=60s",
-    ]);
+    rollout_status(&cp, &ns, "deployment/web");
     let uid = jsonpath(&cp, &ns, "deployment/web", "{.metadata.uid}");
 
     let started = Instant::now();
@@ -369,22 +309,8 @@ fn apiserver_restart_keeps_objects_and_controllers_recover() {
 
     assert_eq!(jsonpath(&cp, &ns, "deployment/web", "{.metadata.uid}"), uid);
     // Controllers, scheduler and kwok reconnected: a new rollout completes.
-    cp.kubectl_ok(&[
-        "set",
-        "image",
-        "-n",
-        &ns,
-        "deployment/web",
-        "app=example.com/web:v2",
-    ]);
-    cp.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        &ns,
-        "deployment/web",
-        "--timeout=90s",
-    ]);
+    set_image(&cp, &ns, "deployment/web", "example.com/web:v2");
+    rollout_status(&cp, &ns, "deployment/web");
 }
 
 /// kubectl with another kubeconfig (not the admin one).
