@@ -43,15 +43,7 @@ fn main() {
     for run in 0..RUNS {
         for (tool, samples) in [("out", &mut out_latency), ("kubectl", &mut kubectl_latency)] {
             let name = format!("{tool}-{run}");
-            cp.apply(&ns, &deployment(&name, 2));
-            cp.kubectl_ok(&[
-                "-n",
-                &ns,
-                "rollout",
-                "status",
-                &format!("deploy/{name}"),
-                "--timeout=120s",
-            ]);
+            create(&cp, &ns, &name, 2);
             let completed = watch_completion(&runtime, &client, &ns, &name);
             let image = format!("{REPO}@sha256:{}", format!("{:02x}", run + 1).repeat(32));
             let exited = match tool {
@@ -71,17 +63,7 @@ fn main() {
 
     let names: Vec<String> = (0..FAN_OUT).map(|i| format!("fan-{i}")).collect();
     for name in &names {
-        cp.apply(&ns, &deployment(name, 1));
-    }
-    for name in &names {
-        cp.kubectl_ok(&[
-            "-n",
-            &ns,
-            "rollout",
-            "status",
-            &format!("deploy/{name}"),
-            "--timeout=120s",
-        ]);
+        create(&cp, &ns, name, 1);
     }
     let image_a = format!("{REPO}@sha256:{}", "aa".repeat(32));
     let image_b = format!("{REPO}@sha256:{}", "bb".repeat(32));
@@ -128,6 +110,13 @@ fn main() {
             .map(Duration::as_millis)
             .collect::<Vec<_>>()
     );
+}
+
+/// Creates a Deployment and waits for its first rollout.
+fn create(cp: &ControlPlane, ns: &str, name: &str, replicas: u32) {
+    cp.apply(ns, &deployment(name, replicas));
+    let object = format!("deploy/{name}");
+    cp.kubectl_ok(&["-n", ns, "rollout", "status", &object, "--timeout=120s"]);
 }
 
 fn deployment(name: &str, replicas: u32) -> String {
