@@ -1,12 +1,7 @@
 //! `in <dir>`: stdin `{"source":…,"version":…,"params":…}` → files in `<dir>`, stdout
 //! `{"version":…,"metadata":[…]}`.
-use image_rollout_resource::{Error, get, protocol};
+use image_rollout_resource::{get, protocol};
 
 fn main() -> std::process::ExitCode {
-    protocol::run(|request, dir| async move {
-        let dir = dir.ok_or_else(|| {
-            Error::Request("in needs the destination directory as its argument".into())
-        })?;
-        get(request, &dir).await
-    })
+    protocol::run(|request, dir| async move { get(request, &protocol::directory(dir)?).await })
 }

@@ -89,6 +89,15 @@ where
     Ok(())
 }
 
+/// The step's directory (argv[1]) that `in` and `out` need.
+pub fn directory(dir: Option<PathBuf>) -> Result<PathBuf, Error> {
+    dir.ok_or_else(|| {
+        Error::Request(
+            "the step's directory is missing: Concourse passes it as the first argument".into(),
+        )
+    })
+}
+
 /// Parses a request, naming the offending key (`source.tag: invalid type …`) on failure.
 pub fn parse_request<Req: DeserializeOwned>(input: &str) -> Result<Req, Error> {
     let de = &mut serde_json::Deserializer::from_str(input);
