@@ -136,7 +136,22 @@ fn put_rolls_the_deployment_to_the_digest_and_reports_it() {
     let ns = web("out-ok", 3, &format!("{REPO}:v1"), "", "");
 
     let d = digest(1);
-    let result = out(&json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}}));
+    let dir = tempfile::tempdir().unwrap();
+    // The environment Concourse gives a put step.
+    let build = [
+        ("BUILD_TEAM_NAME", "main"),
+        ("BUILD_PIPELINE_NAME", "family-assistant"),
+        ("BUILD_JOB_NAME", "deploy"),
+        ("BUILD_NAME", "42"),
+        ("ATC_EXTERNAL_URL", "https://ci.example.test/"),
+    ];
+    let request = json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}});
+    let result = step::run(
+        env!("CARGO_BIN_EXE_out"),
+        Some(dir.path()),
+        &request,
+        &build,
+    );
     let json = result.json();
     assert_eq!(json["version"], json!({"digest": d}));
     let metadata: Vec<(String, String)> = json["metadata"]
@@ -194,10 +209,26 @@ fn put_rolls_the_deployment_to_the_digest_and_reports_it() {
         "3 platform someone-else"
     );
     let history = cp().kubectl_ok(&["-n", &ns, "rollout", "history", "deploy/web"]);
-    assert!(
-        history.contains(&format!("image-rollout {REPO}@{d}")),
-        "{history}"
+    let cause = format!(
+        "image-rollout {REPO}@{d} by family-assistant/deploy #42 https://ci.example.test/teams/main/pipelines/family-assistant/jobs/deploy/builds/42"
     );
+    assert!(history.contains(&cause), "{history}");
+}
+
+#[test]
+fn without_wait_the_put_patches_and_returns() {
+    // Pods of this build never become ready: only a put that does not wait can succeed.
+    let d = digest(17);
+    cp().fail_images(&format!("{REPO}@{d}"), PodFailure::NeverReady);
+    let ns = web("out-nowait", 1, &format!("{REPO}:v1"), "", "");
+    let result = out(&json!({"source": source(&ns), "params": {"digest": d, "wait": false}}));
+    assert_eq!(result.json()["version"]["digest"], d);
+    assert!(
+        !result.stderr.contains("rollout complete"),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
 }
 
 #[test]
