@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use testbed::cluster::ControlPlane;
+use testbed::cluster::{ControlPlane, PodFailure};
 use testbed::registry::{Auth, ImageSpec, Layout, Registry};
 
 const APP: &str = "family-assistant";
@@ -60,7 +60,7 @@ fn main() {
         "deployment": APP,
         "kubeconfig": cluster.kubeconfig_yaml(),
     });
-    let v1 = deploy_job(&source, None, 1);
+    let v1 = deploy_job(&source, None, 1).expect("build 1 deploys");
 
     step("GitHub Actions pushes the next build as main, then POSTs the check webhook");
     registry.push(
@@ -68,7 +68,23 @@ fn main() {
         &format!("werdnum/{APP}"),
         "main",
     );
-    deploy_job(&source, Some(v1), 2);
+    let v2 = deploy_job(&source, Some(v1), 2).expect("build 2 deploys");
+
+    step(
+        "GitHub Actions pushes a broken build (it crashes on start) as main, then POSTs the webhook",
+    );
+    let broken = registry.push(
+        &Layout::index(&ImageSpec::new("v3"), true),
+        &format!("werdnum/{APP}"),
+        "main",
+    );
+    // kwok plays the kubelets: make this digest's containers crash the way a real one would.
+    cluster.fail_images(&format!("{repository}@{broken}"), PodFailure::CrashLoop);
+    assert!(
+        deploy_job(&source, Some(v2), 3).is_none(),
+        "the broken build must fail the job"
+    );
+    println!("   the job failed with the pod's reason, and the Deployment is back on build 2");
 
     step("final state");
     print!(
@@ -92,8 +108,9 @@ fn main() {
 }
 
 /// One run of the pipeline's `deploy` job: check finds the new digest, the triggered `get`
-/// fetches it, the `put` rolls the Deployment to it. Returns the version it deployed.
-fn deploy_job(source: &Value, previous: Option<Value>, build: u32) -> Value {
+/// fetches it, the `put` rolls the Deployment to it. Returns the version it deployed, or `None`
+/// when the put failed (the job fails).
+fn deploy_job(source: &Value, previous: Option<Value>, build: u32) -> Option<Value> {
     step(&format!(
         "check (the webhook makes Concourse run it now){}",
         if previous.is_some() {
@@ -107,7 +124,8 @@ fn deploy_job(source: &Value, previous: Option<Value>, build: u32) -> Value {
         None,
         &json!({"source": source, "version": previous}),
         &[],
-    );
+    )
+    .expect("check succeeds");
     let current = versions
         .as_array()
         .and_then(|v| v.last())
@@ -125,7 +143,8 @@ fn deploy_job(source: &Value, previous: Option<Value>, build: u32) -> Value {
         Some(&get_dir),
         &json!({"source": source, "version": current}),
         &[],
-    );
+    )
+    .expect("get succeeds");
     println!(
         "   reference: {}",
         std::fs::read_to_string(get_dir.join("reference")).unwrap_or_default()
@@ -147,13 +166,13 @@ fn deploy_job(source: &Value, previous: Option<Value>, build: u32) -> Value {
         Some(build_dir.path()),
         &json!({"source": source, "params": {"image": RESOURCE, "timeout": "5m"}}),
         &env,
-    );
-    result["version"].clone()
+    )?;
+    Some(result["version"].clone())
 }
 
 /// Runs one of the resource's binaries the way Concourse does, showing the request (credentials
-/// elided) and streaming its stderr; returns its stdout JSON.
-fn run(binary: &str, dir: Option<&Path>, request: &Value, env: &[(&str, &str)]) -> Value {
+/// elided) and streaming its stderr; returns its stdout JSON, or `None` if it failed.
+fn run(binary: &str, dir: Option<&Path>, request: &Value, env: &[(&str, &str)]) -> Option<Value> {
     let mut shown = request.clone();
     if shown["source"].get("kubeconfig").is_some() {
         shown["source"]["kubeconfig"] = json!("((kubeconfig))");
@@ -176,10 +195,16 @@ fn run(binary: &str, dir: Option<&Path>, request: &Value, env: &[(&str, &str)]) 
     )
     .expect("write request");
     let output = child.wait_with_output().expect("wait");
-    assert!(output.status.success(), "{binary} failed");
+    if !output.status.success() {
+        println!(
+            "   -> exit {} (the step fails)",
+            output.status.code().unwrap_or(-1)
+        );
+        return None;
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("   -> {}", stdout.trim());
-    serde_json::from_str(&stdout).expect("stdout is JSON")
+    Some(serde_json::from_str(&stdout).expect("stdout is JSON"))
 }
 
 /// The resource's binaries sit next to this example's directory (target/<profile>/).

@@ -125,7 +125,8 @@ fn container_problem(pod: &str, status: &ContainerStatus) -> Option<PodProblem> 
             {
                 m = format!("{m}: {msg}");
             }
-            format!("{m}; restarted {} times", status.restart_count)
+            let n = status.restart_count;
+            format!("{m}; restarted {n} time{}", if n == 1 { "" } else { "s" })
         }
         _ => waiting.message.clone().unwrap_or_default(),
     };
