@@ -58,7 +58,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     };
     eprintln!(
         "rolling {} in namespace {} to {image}{}",
-        list(&workloads),
+        comma(&workloads),
         cluster.namespace,
         if run.dry_run { " (dry run)" } else { "" }
     );
@@ -82,24 +82,10 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let reports: Vec<Report> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
     let mut metadata = vec![
         Metadata::new("namespace", &cluster.namespace),
-        Metadata::new("workloads", list(&workloads)),
-        Metadata::new(
-            "previous_image",
-            reports
-                .iter()
-                .map(|r| r.previous.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        Metadata::new("workloads", comma(&workloads)),
+        Metadata::new("previous_image", comma(reports.iter().map(|r| &r.previous))),
         Metadata::new("image", &image),
-        Metadata::new(
-            "revision",
-            reports
-                .iter()
-                .map(|r| r.revision.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        Metadata::new("revision", comma(reports.iter().map(|r| &r.revision))),
         Metadata::new("duration", format!("{}s", started.elapsed().as_secs())),
         Metadata::new("rolled_back", "false"),
     ];
@@ -221,10 +207,11 @@ fn change_cause(image: &str) -> String {
     }
 }
 
-fn list(workloads: &[WorkloadRef]) -> String {
-    workloads
-        .iter()
-        .map(|w| w.to_string())
+/// `a, b, c`: how lists of workloads, images and containers read in logs and messages.
+fn comma<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -414,21 +401,13 @@ impl Run<'_> {
         if !rollback {
             message.push_str(&format!(
                 "; left as is (rollback_on_failure: false): {}",
-                changed
-                    .iter()
-                    .map(|c| c.workload.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                comma(changed.iter().map(|c| &c.workload))
             ));
             return Error::Rollout(message);
         }
         eprintln!(
             "rolling back {}",
-            changed
-                .iter()
-                .map(|c| c.workload.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma(changed.iter().map(|c| &c.workload))
         );
         let outcomes = join_all(changed.iter().map(|c| self.rollback(c))).await;
         let outcomes: Vec<String> = changed
@@ -534,19 +513,14 @@ fn select_containers(
             init,
         })
         .collect();
-    let describe_all = || {
-        all.iter()
-            .map(|c| format!("{} ({})", c.name, c.image))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let describe_all = || comma(all.iter().map(|c| format!("{} ({})", c.name, c.image)));
     let (selected, what): (Vec<Selected>, String) = match container {
         Some(name) => {
             let names: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
             let found = all.into_iter().filter(|c| c.name == name).collect();
             (
                 found,
-                format!("no container named `{name}` (it has: {})", names.join(", ")),
+                format!("no container named `{name}` (it has: {})", comma(&names)),
             )
         }
         None => {

@@ -14,8 +14,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
-use crate::config::WorkloadKind;
-
 /// Where a rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rollout {
@@ -37,12 +35,34 @@ pub trait Workload:
     + Sync
     + 'static
 {
-    const KIND: WorkloadKind;
     fn template(&self) -> Option<&PodTemplateSpec>;
     fn selector(&self) -> Option<&LabelSelector>;
     fn rollout(&self) -> Rollout;
     /// What `metadata.revision` reports once done.
     fn revision(&self) -> String;
+}
+
+/// `template()` and `selector()`: all three kinds keep them at `spec.template` and `spec.selector`
+/// (in different spec types, hence a macro rather than a default method).
+macro_rules! spec_accessors {
+    () => {
+        fn template(&self) -> Option<&PodTemplateSpec> {
+            self.spec.as_ref().map(|s| &s.template)
+        }
+
+        fn selector(&self) -> Option<&LabelSelector> {
+            self.spec.as_ref().map(|s| &s.selector)
+        }
+    };
+}
+
+/// StatefulSets and DaemonSets with `updateStrategy: OnDelete` change pods only when deleted.
+fn on_delete(strategy: Option<&str>) -> Option<Rollout> {
+    strategy.filter(|t| *t != "RollingUpdate").map(|_| {
+        Rollout::Failed(
+            "uses updateStrategy OnDelete: pods change only when deleted, so there is no rollout to wait for (set wait: false)".into(),
+        )
+    })
 }
 
 fn generation_observed(generation: Option<i64>, observed: Option<i64>) -> bool {
@@ -57,15 +77,7 @@ fn waiting_for_controller(generation: Option<i64>) -> Rollout {
 }
 
 impl Workload for Deployment {
-    const KIND: WorkloadKind = WorkloadKind::Deployment;
-
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-
-    fn selector(&self) -> Option<&LabelSelector> {
-        self.spec.as_ref().map(|s| &s.selector)
-    }
+    spec_accessors!();
 
     fn rollout(&self) -> Rollout {
         let status = self.status.clone().unwrap_or_default();
@@ -113,27 +125,13 @@ impl Workload for Deployment {
 }
 
 impl Workload for StatefulSet {
-    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
-
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-
-    fn selector(&self) -> Option<&LabelSelector> {
-        self.spec.as_ref().map(|s| &s.selector)
-    }
+    spec_accessors!();
 
     fn rollout(&self) -> Rollout {
         let spec = self.spec.clone().unwrap_or_default();
         let strategy = spec.update_strategy.clone().unwrap_or_default();
-        if strategy
-            .type_
-            .as_deref()
-            .is_some_and(|t| t != "RollingUpdate")
-        {
-            return Rollout::Failed(
-                "uses updateStrategy OnDelete: pods change only when deleted, so there is no rollout to wait for (set wait: false)".into(),
-            );
+        if let Some(unwaitable) = on_delete(strategy.type_.as_deref()) {
+            return unwaitable;
         }
         let status = self.status.clone().unwrap_or_default();
         if status.observed_generation.unwrap_or(0) == 0
@@ -174,25 +172,12 @@ impl Workload for StatefulSet {
 }
 
 impl Workload for DaemonSet {
-    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
-
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-
-    fn selector(&self) -> Option<&LabelSelector> {
-        self.spec.as_ref().map(|s| &s.selector)
-    }
+    spec_accessors!();
 
     fn rollout(&self) -> Rollout {
         let strategy = self.spec.as_ref().and_then(|s| s.update_strategy.as_ref());
-        if strategy
-            .and_then(|s| s.type_.as_deref())
-            .is_some_and(|t| t != "RollingUpdate")
-        {
-            return Rollout::Failed(
-                "uses updateStrategy OnDelete: pods change only when deleted, so there is no rollout to wait for (set wait: false)".into(),
-            );
+        if let Some(unwaitable) = on_delete(strategy.and_then(|s| s.type_.as_deref())) {
+            return unwaitable;
         }
         let status = self.status.clone().unwrap_or_default();
         if !generation_observed(self.metadata.generation, status.observed_generation) {
