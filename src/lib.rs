@@ -14,5 +14,5 @@ pub use check::check;
 pub use config::{CheckRequest, Digest, InRequest, OutRequest, Source, Version};
 pub use error::{Error, Result};
 pub use get::get;
-pub mod out;
-pub use out::put;
+pub mod rollout;
+pub use rollout::put;
