@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use oci_spec::image::Sha256Digest;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -36,7 +37,7 @@ pub struct Source {
     pub insecure: bool,
     /// Extra PEM CA certificates trusted for the registry and its token realm.
     #[serde(default)]
-    pub ca_certs: Vec<String>,
+    pub ca_certs: Vec<Certificates>,
 
     // Cluster keys: only `out` uses them; `check` and `in` accept and ignore them so that one
     // `source:` block serves all three steps. The first four may be overridden in `params`.
@@ -51,7 +52,7 @@ pub struct Source {
     pub context: Option<String>,
     pub server: Option<String>,
     pub token: Option<Secret>,
-    pub certificate_authority: Option<String>,
+    pub certificate_authority: Option<Certificates>,
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,
 }
@@ -141,6 +142,40 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// PEM certificates (`ca_certs` entries, `certificate_authority`), checked as the request is read
+/// so that a wrong paste fails with its key's path (`source.ca_certs[1]: …`).
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Certificates {
+    pem: String,
+    der: Vec<CertificateDer<'static>>,
+}
+
+impl Certificates {
+    /// The text as given.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    pub fn der(&self) -> &[CertificateDer<'static>] {
+        &self.der
+    }
+}
+
+impl TryFrom<String> for Certificates {
+    type Error = String;
+    fn try_from(pem: String) -> Result<Self, String> {
+        let der = crate::pem::certificates(pem.as_bytes())?;
+        Ok(Certificates { pem, der })
+    }
+}
+
+impl fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} PEM certificates>", self.der.len())
     }
 }
 

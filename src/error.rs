@@ -22,6 +22,12 @@ pub enum Error {
     )]
     Unreachable { server: String, cause: String },
 
+    /// The server's TLS certificate did not verify.
+    #[error(
+        "registry {server}: its TLS certificate is not trusted ({cause}); give the CA that signed it in source.ca_certs"
+    )]
+    Untrusted { server: String, cause: String },
+
     /// Credentials missing or refused.
     #[error("registry {server}: {what}; check source.username and source.password")]
     Unauthorized { server: String, what: String },

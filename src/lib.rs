@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod get;
+pub mod pem;
 pub mod protocol;
 pub mod registry;
 

@@ -721,3 +721,46 @@ fn secrets_in_a_kubeconfig_never_reach_the_output() {
     );
     result.assert_never_prints(secret);
 }
+
+#[test]
+fn a_kubeconfig_certificate_that_is_not_one_fails_at_once_naming_it() {
+    // Checked before the cluster or the registry is asked (neither exists here).
+    use base64::Engine as _;
+    let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kubeconfig = |ca: &str, client: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:1', certificate-authority-data: '{ca}'}}}}]\nusers: [{{name: u, user: {{client-certificate-data: '{client}', token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
+        )
+    };
+    let ca = cluster::pki::Pki::new().ca_pem();
+    for (yaml, expected) in [
+        (
+            kubeconfig(&encode("not a pem"), &encode(&ca)),
+            "cluster `c`: certificate-authority-data is not a PEM certificate",
+        ),
+        (
+            kubeconfig(
+                &encode(&ca),
+                &encode("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"),
+            ),
+            "user `u`: client-certificate-data holds a private key",
+        ),
+        (
+            kubeconfig("%%%", &encode(&ca)),
+            "certificate-authority-data is not base64",
+        ),
+    ] {
+        let line =
+            out(&json!({"source": {"repository": REPO, "kubeconfig": yaml, "deployment": "web"}}))
+                .error_line();
+        assert!(
+            line.contains("source.kubeconfig: ") && line.contains(expected),
+            "{line}"
+        );
+    }
+    let line = out(&json!({"source": {"repository": REPO, "server": "https://127.0.0.1:1", "token": "t", "certificate_authority": "not a pem", "deployment": "web"}})).error_line();
+    assert!(
+        line.contains("source.certificate_authority: is not a PEM certificate"),
+        "{line}"
+    );
+}

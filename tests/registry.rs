@@ -553,3 +553,91 @@ fn version_that_is_not_a_digest_is_rejected() {
     );
     assert!(error.contains("version.digest"), "{error}");
 }
+
+// ---- TLS: a registry with its own CA ----
+
+/// `source:` for a [`Registry::start_tls`] registry: https, its CA in `ca_certs`.
+fn tls_source(registry: &Registry, name: &str) -> Value {
+    let mut source = source(registry, name);
+    source["insecure"] = false.into();
+    source["ca_certs"] = json!([registry.ca_pem().expect("a TLS registry")]);
+    source
+}
+
+#[test]
+fn a_registry_with_its_own_ca_is_trusted_through_ca_certs() {
+    // Token auth: the realm is on the same https host, so both verify against ca_certs.
+    let registry = Registry::start_tls(Auth::Token(Some(credentials())));
+    let index = registry.push(
+        &Layout::index(&ImageSpec::new("v1"), true),
+        "team/app",
+        "main",
+    );
+    let mut source = tls_source(&registry, "team/app");
+    source["tag"] = "main".into();
+
+    assert_eq!(versions(&check(&source, None)), [index.as_str()]);
+    assert_eq!(registry.requests().len(), 3, "{:?}", registry.requests());
+    let (result, dir) = get(&source, &index);
+    assert!(result.ok(), "{result:?}");
+    assert_eq!(read(&dir, "digest"), index);
+
+    // Without the CA nothing vouches for the certificate: the system bundle is consulted and
+    // does not know it either.
+    source["ca_certs"] = json!([]);
+    let error = check(&source, None).error_line();
+    assert!(
+        error.contains(&format!(
+            "registry {}: its TLS certificate is not trusted",
+            registry.host()
+        )) && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+
+    // The system bundle is SSL_CERT_FILE when set (as in the image): with the CA there, it is
+    // trusted without ca_certs.
+    let bundle = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(bundle.path(), registry.ca_pem().unwrap()).expect("write bundle");
+    let request = json!({ "source": source });
+    let result = step::run(
+        CHECK,
+        None,
+        &request,
+        &[("SSL_CERT_FILE", bundle.path().to_str().unwrap())],
+    );
+    assert_eq!(versions(&result), [index.as_str()]);
+}
+
+#[test]
+fn a_ca_certs_entry_that_is_not_a_certificate_fails_at_once_naming_it() {
+    let registry = Registry::start_tls(Auth::Open);
+    let key = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHNlY3JldC1rZXktbWF0ZXJpYWwtMDEyMzQ1Njc4OWFi\n-----END PRIVATE KEY-----\n";
+    for (entry, expected) in [
+        ("not a pem", "is not a PEM certificate"),
+        (key, "holds a private key, not a certificate"),
+    ] {
+        let mut source = tls_source(&registry, "app");
+        source["ca_certs"]
+            .as_array_mut()
+            .unwrap()
+            .push(entry.into());
+        let result = check(&source, None);
+        let error = result.error_line();
+        assert!(error.contains("source.ca_certs[1]"), "{error}");
+        assert!(error.contains(expected), "{error}");
+        result.assert_never_prints("MC4CAQAwBQYDK2VwBCIEI");
+        // `in` reads the same source the same way.
+        let (result, _dir) = get(&source, &format!("sha256:{}", "0".repeat(64)));
+        assert!(result.error_line().contains("source.ca_certs[1]"));
+    }
+    // The cluster's CA (ignored by check, still a certificate) is checked the same way.
+    let mut source = tls_source(&registry, "app");
+    source["certificate_authority"] = "garbage".into();
+    let error = check(&source, None).error_line();
+    assert!(error.contains("source.certificate_authority"), "{error}");
+    assert_eq!(
+        registry.requests(),
+        Vec::<String>::new(),
+        "nothing was asked"
+    );
+}

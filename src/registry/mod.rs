@@ -7,13 +7,14 @@
 
 pub mod auth;
 pub mod manifest;
+pub mod reference;
+mod tls;
 
 use std::cell::Cell;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use oci_spec::distribution::Reference;
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
@@ -24,6 +25,7 @@ use serde::Deserialize;
 use crate::config::{Digest, Secret, Source};
 use crate::error::{Error, Result};
 use auth::Challenge;
+use reference::Reference;
 
 /// Every manifest type a tag may point at. ghcr.io answers 404 to an Accept list without the OCI
 /// index type when the tag is multi-arch, so all four are always sent.
@@ -60,30 +62,33 @@ impl ImageName {
             key: "source.repository",
             message,
         };
-        // A digest suffix makes the parser report any tag separately (it only invents the
-        // default `latest` when there is neither), so this tells "no tag given" apart from
-        // an explicit `:latest`.
-        let probe = format!("{repository}@sha256:{}", "0".repeat(64));
-        let reference = Reference::try_from(probe.as_str()).map_err(|e| {
-            bad(if repository.contains('@') {
-                format!("`{repository}` contains a digest; give the repository only (registry/name) and put the tag in source.tag")
-            } else {
-                format!("`{repository}` is not a valid repository ({e})")
-            })
-        })?;
-        if let Some(tag) = reference.tag() {
+        let reference: Reference = repository
+            .parse()
+            .map_err(|e| bad(format!("`{repository}` is not a valid repository: {e}")))?;
+        if reference.digest.is_some() {
+            return Err(bad(format!(
+                "`{repository}` contains a digest; give the repository only (registry/name) and put the tag in source.tag"
+            )));
+        }
+        if let Some(tag) = reference.tag {
             return Err(bad(format!(
                 "`{repository}` contains the tag `{tag}`; give the repository only and set source.tag: {tag}"
             )));
         }
-        let host = match reference.registry() {
+        // The grammar lets `Team/app` through as a Docker Hub name; no registry serves one.
+        if reference.repository.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(bad(format!(
+                "`{repository}`: repository names are lowercase"
+            )));
+        }
+        let host = match reference.registry.as_str() {
             // Docker Hub's API host is not its name.
-            "docker.io" => "registry-1.docker.io",
-            other => other,
+            "docker.io" => "registry-1.docker.io".to_string(),
+            _ => reference.registry,
         };
         Ok(ImageName {
-            host: host.to_string(),
-            path: reference.repository().to_string(),
+            host,
+            path: reference.repository,
         })
     }
 }
@@ -127,23 +132,25 @@ impl Registry {
                 ));
             }
         };
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!(
                 "image-rollout-resource/",
                 env!("CARGO_PKG_VERSION")
             ))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .danger_accept_invalid_certs(source.insecure);
-        for (i, pem) in source.ca_certs.iter().enumerate() {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
-                config(
-                    "source.ca_certs",
-                    &format!("entry {i} is not a PEM certificate ({e})"),
-                )
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
+            .timeout(Duration::from_secs(30));
+        let builder = if source.insecure {
+            // Nothing is verified, so no roots are loaded (see tls.rs).
+            builder.danger_accept_invalid_certs(true)
+        } else {
+            let extra: Vec<_> = source
+                .ca_certs
+                .iter()
+                .flat_map(|c| c.der())
+                .cloned()
+                .collect();
+            builder.tls_backend_preconfigured(tls::client_config(&extra))
+        };
         let http = builder
             .build()
             .map_err(|e| config("source.ca_certs", &format!("cannot set up TLS: {e}")))?;
@@ -442,7 +449,7 @@ impl Registry {
         // The backoff bounds the sleeping; this bounds the whole, slow attempts included (a
         // registry that answers every request after 29 s would otherwise hold a check for
         // minutes).
-        .when(|_| started.elapsed() < RETRY_BUDGET)
+        .when(|e| !matches!(e, Attempt::Untrusted(_)) && started.elapsed() < RETRY_BUDGET)
         .adjust(adjust)
         .notify(|e, d| notify(what, e, d))
         .await
@@ -459,6 +466,7 @@ impl Registry {
         let server = self.name.host.clone();
         match attempt {
             Attempt::Unreachable(cause) => Error::Unreachable { server, cause },
+            Attempt::Untrusted(cause) => Error::Untrusted { server, cause },
             Attempt::Transient { message, .. } => Error::GaveUp {
                 server,
                 what: what.into(),
@@ -505,9 +513,11 @@ fn basic(user: &str, password: &Secret) -> HeaderValue {
     value
 }
 
-/// Why one attempt failed. Both kinds are worth another attempt; anything else is an answer.
+/// Why one attempt failed. The first two are worth another attempt; anything else is an answer.
 #[derive(Debug)]
 enum Attempt {
+    /// The server's certificate was refused: the same certificate would be refused again.
+    Untrusted(String),
     Unreachable(String),
     Transient {
         message: String,
@@ -516,7 +526,10 @@ enum Attempt {
 }
 
 fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
-    let resp = result.map_err(|e| Attempt::Unreachable(root_cause(&e)))?;
+    let resp = result.map_err(|e| match certificate_error(&e) {
+        Some(cause) => Attempt::Untrusted(cause),
+        None => Attempt::Unreachable(root_cause(&e)),
+    })?;
     let status = resp.status();
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         let retry_after = resp
@@ -561,10 +574,28 @@ fn adjust(attempt: &Attempt, planned: Option<Duration>) -> Option<Duration> {
 
 fn notify(what: &str, attempt: &Attempt, delay: Duration) {
     let reason = match attempt {
-        Attempt::Unreachable(cause) => cause,
+        Attempt::Unreachable(cause) | Attempt::Untrusted(cause) => cause,
         Attempt::Transient { message, .. } => message,
     };
     eprintln!("{what}: {reason}; retrying in {:.1}s", delay.as_secs_f64());
+}
+
+/// rustls's verdict on the server's certificate, if that is why a request failed. It travels
+/// inside (possibly nested) `io::Error`s, whose `source()` skips it, hence `get_ref`.
+fn certificate_error(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
+            return Some(tls.to_string());
+        }
+        next = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
 }
 
 /// The innermost cause of a reqwest error, e.g. "Connection refused (os error 111)". The outer

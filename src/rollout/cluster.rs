@@ -53,13 +53,18 @@ async fn config(source: &Source) -> Result<Config> {
                 "set either source.kubeconfig or source.server (+ token), not both",
             ));
         }
-        (Some(text), None) => Kubeconfig::from_yaml(text.expose()).map_err(|e| match e {
+        (Some(text), None) => {
+            let kubeconfig = Kubeconfig::from_yaml(text.expose()).map_err(|e| match e {
             KubeconfigError::Parse(_) => bad(
                 "source.kubeconfig",
                 "is not a kubeconfig (expected the YAML of `kubectl config view --raw --minify`)",
             ),
             other => bad("source.kubeconfig", &other.to_string()),
-        })?,
+        })?;
+            check_certificates(&kubeconfig, source.context.as_deref())?;
+            kubeconfig
+        }
+
         (None, Some(server)) => {
             if source.context.is_some() {
                 return Err(bad("source.context", "only applies with source.kubeconfig"));
@@ -72,7 +77,7 @@ async fn config(source: &Source) -> Result<Config> {
             let ca = source
                 .certificate_authority
                 .as_ref()
-                .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
+                .map(|ca| base64::engine::general_purpose::STANDARD.encode(ca.pem()));
             serde_json::from_value(json!({
                 "apiVersion": "v1",
                 "kind": "Config",
@@ -118,6 +123,57 @@ async fn config(source: &Source) -> Result<Config> {
         config.accept_invalid_certs = true;
     }
     Ok(config)
+}
+
+/// The certificates embedded in the kubeconfig for the context in use (its cluster's CA, its
+/// user's client certificate) must be PEM certificates: kube would otherwise drop what it cannot
+/// read and fail later with an unrelated TLS error. Contexts not in use are left alone.
+fn check_certificates(kubeconfig: &Kubeconfig, context: Option<&str>) -> Result<()> {
+    let name = context.or(kubeconfig.current_context.as_deref());
+    let Some(context) = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| Some(c.name.as_str()) == name)
+        .and_then(|c| c.context.as_ref())
+    else {
+        // kube reports a missing context itself.
+        return Ok(());
+    };
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.certificate_authority_data.as_deref())
+        .map(|data| {
+            (
+                format!("cluster `{}`", context.cluster),
+                "certificate-authority-data",
+                data,
+            )
+        });
+    let user = context.user.as_deref().and_then(|user| {
+        kubeconfig
+            .auth_infos
+            .iter()
+            .find(|u| u.name == user)
+            .and_then(|u| u.auth_info.as_ref())
+            .and_then(|u| u.client_certificate_data.as_deref())
+            .map(|data| (format!("user `{user}`"), "client-certificate-data", data))
+    });
+    for (owner, field, data) in cluster.into_iter().chain(user) {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|_| {
+                bad(
+                    "source.kubeconfig",
+                    &format!("{owner}: {field} is not base64"),
+                )
+            })?;
+        crate::pem::certificates(&pem)
+            .map_err(|m| bad("source.kubeconfig", &format!("{owner}: {field} {m}")))?;
+    }
+    Ok(())
 }
 
 fn bad(key: &'static str, message: &str) -> Error {

@@ -43,9 +43,10 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let started = Instant::now();
     let OutRequest { source, params } = request;
     let workloads = workloads(&source, &params)?;
+    // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
+    let cluster = cluster::connect(&source, params.namespace.as_deref()).await?;
     let digest = resolve_digest(&source, &params, dir).await?;
     let image = format!("{}@{digest}", source.repository);
-    let cluster = cluster::connect(&source, params.namespace.as_deref()).await?;
     let run = Run {
         cluster: &cluster,
         repository: ImageName::parse(&source.repository)?,

@@ -13,7 +13,7 @@
 //! keep it after the run. The processes die with the test binary however it ends (see
 //! [`crate::process`]).
 
-mod pki;
+pub mod pki;
 mod stages;
 
 use std::io::Write;

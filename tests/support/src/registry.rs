@@ -14,10 +14,13 @@ mod token;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tempfile::TempDir;
 
 use crate::process::Server;
@@ -64,6 +67,8 @@ pub enum Auth {
 /// when it is dropped, panics included.
 pub struct Registry {
     mode: Mode,
+    /// With [`Registry::start_tls`]: the CA that signed the proxy's certificate.
+    ca_pem: Option<String>,
     // Field order is drop order: the servers and the registry process go before the directory
     // that holds their files.
     runtime: tokio::runtime::Runtime,
@@ -81,7 +86,19 @@ enum Mode {
 }
 
 impl Registry {
+    /// A registry whose proxy speaks plain http (clients use `insecure: true`).
     pub fn start(auth: Auth) -> Registry {
+        Registry::start_with(auth, false)
+    }
+
+    /// A registry whose proxy (the registry API and, in token mode, the token realm) speaks
+    /// https with a certificate for 127.0.0.1 from a CA of its own ([`Registry::ca_pem`]), as a
+    /// registry behind a company CA does.
+    pub fn start_tls(auth: Auth) -> Registry {
+        Registry::start_with(auth, true)
+    }
+
+    fn start_with(auth: Auth, tls: bool) -> Registry {
         install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("registry-")
@@ -104,7 +121,20 @@ impl Registry {
             Mode::Token(server) => Some(server.router()),
             _ => None,
         };
-        let proxy = runtime.block_on(proxy::Proxy::start(addr, token_router));
+        let pki = tls.then(crate::cluster::pki::Pki::new);
+        let server_config = pki.as_ref().map(|pki| {
+            let serving = pki.serving("127.0.0.1");
+            let cert = CertificateDer::from_pem_slice(serving.cert_pem.as_bytes()).expect("cert");
+            let key = PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).expect("key");
+            Arc::new(
+                rustls::ServerConfig::builder()
+                    .with_no_client_auth()
+                    .with_single_cert(vec![cert], key)
+                    .expect("server config"),
+            )
+        });
+        let proxy = runtime.block_on(proxy::Proxy::start(addr, token_router, server_config));
+        let scheme = if tls { "https" } else { "http" };
         let auth_config = match &mode {
             Mode::Open => String::new(),
             Mode::Basic(c) => {
@@ -119,7 +149,7 @@ impl Registry {
                 let bundle = dir.path().join("token-ca.pem");
                 std::fs::write(&bundle, server.ca_pem()).expect("write root cert bundle");
                 format!(
-                    "auth:\n  token:\n    realm: http://{}{}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    "auth:\n  token:\n    realm: {scheme}://{}{}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     proxy.addr,
                     token::PATH,
                     token::SERVICE,
@@ -131,6 +161,7 @@ impl Registry {
         let process = Process::start(dir.path(), addr, &auth_config);
         Registry {
             mode,
+            ca_pem: pki.map(|pki| pki.ca_pem()),
             runtime,
             proxy,
             process,
@@ -147,6 +178,11 @@ impl Registry {
     /// `127.0.0.1:PORT/<name>` through the proxy, as `source.repository` spells it.
     pub fn repository(&self, name: &str) -> String {
         format!("{}/{name}", self.host())
+    }
+
+    /// The PEM CA certificate a client must trust for a [`Registry::start_tls`] registry.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The credentials the registry accepts, if it wants any.
@@ -376,6 +412,31 @@ async fn serve(router: axum::Router) -> SocketAddr {
     let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// Serves `router` over TLS on a fresh loopback port, on the runtime this is called from.
+async fn serve_tls(router: axum::Router, tls: Arc<rustls::ServerConfig>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("bound address");
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                // A client that rejects the certificate ends its handshake; nothing to serve.
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     });
     addr
 }

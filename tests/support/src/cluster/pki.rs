@@ -21,7 +21,14 @@ pub struct Pki {
     pub service_account_pub_pem: String,
 }
 
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
+}
+
 impl Pki {
+    /// A fresh CA (and service-account key pair).
     pub fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params

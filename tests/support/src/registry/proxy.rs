@@ -97,9 +97,13 @@ impl Faults {
 }
 
 impl Proxy {
-    /// Listens on a fresh loopback port and forwards to `upstream`, except for the routes of
-    /// `local` (the token endpoint), which it serves itself.
-    pub async fn start(upstream: SocketAddr, local: Option<Router>) -> Proxy {
+    /// Listens on a fresh loopback port (with `tls`, speaking https) and forwards to `upstream`,
+    /// except for the routes of `local` (the token endpoint), which it serves itself.
+    pub async fn start(
+        upstream: SocketAddr,
+        local: Option<Router>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Proxy {
         let log = RequestLog::default();
         let faults = Arc::new(Faults::default());
         let forwarder = Arc::new(Forwarder {
@@ -110,7 +114,10 @@ impl Proxy {
             .unwrap_or_default()
             .fallback(move |req: Request| forward(forwarder.clone(), req))
             .layer(middleware::from_fn_with_state(faults.clone(), inject));
-        let addr = super::serve(log.wrap(router)).await;
+        let addr = match tls {
+            Some(tls) => super::serve_tls(log.wrap(router), tls).await,
+            None => super::serve(log.wrap(router)).await,
+        };
         Proxy { addr, log, faults }
     }
 
