@@ -95,7 +95,10 @@ fn validate_tag(tag: &str) -> Result<()> {
     } else {
         Err(Error::Config {
             key: "source.tag",
-            message: format!("`{tag}` is not a valid tag (letters, digits, _ . -, at most 128)"),
+            message: format!(
+                "{} is not a valid tag (letters, digits, _ . -, at most 128)",
+                crate::error::quote(tag)
+            ),
         })
     }
 }

@@ -13,6 +13,8 @@ use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::error::quote;
+
 /// `source:` — shared by `check`, `in` and `out`.
 ///
 /// ```
@@ -202,7 +204,8 @@ impl TryFrom<String> for Platform {
                     .map(|v| v.to_string()),
             }),
             _ => Err(format!(
-                "`{s}` is not a platform; use os/arch or os/arch/variant, e.g. linux/arm64"
+                "{} is not a platform; use os/arch or os/arch/variant, e.g. linux/arm64",
+                quote(&s)
             )),
         }
     }
@@ -243,12 +246,13 @@ impl TryFrom<String> for WorkloadRef {
             "daemonset" | "ds" | "daemonsets" => WorkloadKind::DaemonSet,
             _ => {
                 return Err(format!(
-                    "`{s}` is not a workload; use deployment/NAME, statefulset/NAME or daemonset/NAME"
+                    "{} is not a workload; use deployment/NAME, statefulset/NAME or daemonset/NAME",
+                    quote(&s)
                 ));
             }
         };
         if name.is_empty() || name.contains('/') {
-            return Err(format!("`{s}` has no valid name after the kind"));
+            return Err(format!("{} has no valid name after the kind", quote(&s)));
         }
         Ok(WorkloadRef {
             kind,
@@ -286,7 +290,12 @@ impl FromStr for Digest {
         s.strip_prefix("sha256:")
             .and_then(|hex| Sha256Digest::from_str(hex).ok())
             .map(Digest)
-            .ok_or_else(|| format!("`{s}` is not a digest; expected sha256:<64 hex digits>"))
+            .ok_or_else(|| {
+                format!(
+                    "{} is not a digest; expected sha256:<64 hex digits>",
+                    quote(s)
+                )
+            })
     }
 }
 
@@ -324,7 +333,8 @@ mod duration {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map(Some).map_err(|e| {
             serde::de::Error::custom(format!(
-                "`{s}` is not a duration ({e}); use e.g. 90s or 10m"
+                "{} is not a duration ({e}); use e.g. 90s or 10m",
+                crate::error::quote(&s)
             ))
         })
     }

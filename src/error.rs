@@ -76,3 +76,23 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A value from the request or a file, in backticks, with control characters escaped: an error
+/// stays one line whatever the value holds.
+pub fn quote(value: &str) -> String {
+    format!("`{}`", one_line(value))
+}
+
+/// `text` with its control characters (line breaks above all) escaped as `\r`, `\u{1b}`, ….
+/// For text a server or a library made up, which may echo anything it was given.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -3,6 +3,7 @@
 //!
 //! Each binary in `bin/` is a few lines over [`protocol::run`] and one step function here.
 
+pub mod abort;
 pub mod check;
 pub mod config;
 pub mod error;

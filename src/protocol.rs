@@ -55,7 +55,9 @@ where
     match run_inner(step) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Messages are built one line each; this holds the promise for any text a server
+            // or a library put into one.
+            eprintln!("error: {}", crate::error::one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -110,7 +112,10 @@ pub fn parse_request<Req: DeserializeOwned>(input: &str) -> Result<Req, Error> {
         if inner.is_syntax() || inner.is_eof() {
             Error::Request(format!("stdin is not valid JSON: {msg}"))
         } else if path == "." {
-            Error::Request(msg)
+            // The top level is not an object, or lacks a key: say what a request looks like.
+            Error::Request(format!(
+                "expected a JSON object with `source` (and `params` or `version`): {msg}"
+            ))
         } else {
             Error::Request(format!("{path}: {msg}"))
         }

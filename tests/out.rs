@@ -6,12 +6,13 @@
 //! `testbed::cluster`). `params.digest` pins the version, so no registry is involved; the
 //! registry-to-cluster path is covered by the end-to-end demo and `put_resolves_the_tag_now`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testbed::cluster::{self, ControlPlane, PodFailure};
-use testbed::step::{self, StepResult};
+use testbed::step::{self, Running, SIGINT, SIGTERM, StepResult};
+
+const OUT: &str = env!("CARGO_BIN_EXE_out");
 
 const REPO: &str = "registry.example.test/team/app";
 /// A sidecar from another repository, as an extra container of [`deployment`].
@@ -42,7 +43,7 @@ fn source_for(namespace: &str, workloads: &[&str]) -> Value {
 
 fn out(request: &Value) -> StepResult {
     let dir = tempfile::tempdir().unwrap();
-    step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), request, &[])
+    step::run(OUT, Some(dir.path()), request, &[])
 }
 
 /// A Deployment of `replicas` pods whose `app` container runs `image`, plus `extra` containers
@@ -146,12 +147,7 @@ fn put_rolls_the_deployment_to_the_digest_and_reports_it() {
         ("ATC_EXTERNAL_URL", "https://ci.example.test/"),
     ];
     let request = json!({"source": source(&ns), "params": {"digest": d, "timeout": "2m"}});
-    let result = step::run(
-        env!("CARGO_BIN_EXE_out"),
-        Some(dir.path()),
-        &request,
-        &build,
-    );
+    let result = step::run(OUT, Some(dir.path()), &request, &build);
     let json = result.json();
     assert_eq!(json["version"], json!({"digest": d}));
     let metadata: Vec<(String, String)> = json["metadata"]
@@ -489,34 +485,15 @@ fn the_wait_survives_an_api_server_restart_and_watch_expiry() {
     ]);
     let d = digest(11);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_out"))
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let source = json!({"repository": REPO, "kubeconfig": cp.kubeconfig_yaml(), "namespace": ns, "deployment": "web"});
     let request = json!({"source": source, "params": {"digest": d, "timeout": "4m"}});
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        request.to_string().as_bytes(),
-    )
-    .unwrap();
+    let mut running = Running::start(OUT, Some(dir.path()), &request, &[]);
     // Restart once the wait is under way (the first progress line), then let it finish.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    while !log.contains("updated") {
-        assert!(
-            stderr.read_line(&mut log).unwrap() > 0,
-            "out ended early:\n{log}"
-        );
-    }
+    running.wait_for_line("updated");
     cp.restart_apiserver();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{log}{rest}");
+    let result = running.finish();
+    result.json();
+    let rest = &result.stderr;
     // The watches broke with the apiserver, and resuming them from their last resourceVersion
     // met 410 Gone ("too old resource version … Expired": the restarted apiserver's watch cache
     // starts past it, as after a compaction); the wait re-listed and carried on.
@@ -580,29 +557,279 @@ fn the_shipped_role_is_enough_with_server_token_and_ca() {
     assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
 }
 
+/// The shipped Role minus one verb, as a user who trimmed it would have it.
+const WITHOUT_PATCH: (&str, &str) = (
+    r#"verbs: ["get", "list", "watch", "patch"]"#,
+    r#"verbs: ["get", "list", "patch"]"#,
+);
+
 #[test]
-fn a_missing_permission_is_named_and_nothing_changes() {
-    let ns = web("out-rbac-patch", 1, &format!("{REPO}:v1"), "", "");
-    let token = shipped_rbac_token(
-        &ns,
-        Some((
-            r#"verbs: ["get", "list", "watch", "patch"]"#,
-            r#"verbs: ["get", "list", "watch"]"#,
-        )),
+fn missing_permissions_are_named_up_front_and_nothing_changes() {
+    let cases = [
+        (
+            (
+                r#"verbs: ["get", "list", "watch", "patch"]"#,
+                r#"verbs: ["get", "list", "watch"]"#,
+            ),
+            "patch deployments.apps/web",
+        ),
+        (WITHOUT_PATCH, "watch deployments.apps/web"),
+        (
+            (r#"verbs: ["list", "watch"]"#, r#"verbs: ["list"]"#),
+            "watch pods",
+        ),
+    ];
+    for (drop_verb, missing) in cases {
+        let ns = web("out-rbac-verb", 1, &format!("{REPO}:v1"), "", "");
+        let generation = get(&ns, "deploy/web", "{.metadata.generation}");
+        let token = shipped_rbac_token(&ns, Some(drop_verb));
+        let source = json!({
+            "repository": REPO, "namespace": ns, "deployment": "web",
+            "server": cp().server(), "token": token, "certificate_authority": cp().ca_pem(),
+        });
+        let started = Instant::now();
+        let result = out(&json!({"source": source, "params": {"digest": digest(14)}}));
+        let line = result.error_line();
+        assert!(
+            line.contains(&format!(
+                "system:serviceaccount:{ns}:image-rollout may not {missing} in namespace {ns}; nothing was changed"
+            )) && line.contains("pipeline/rbac.yaml"),
+            "{line}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{line}");
+        result.assert_never_prints(&token);
+        assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+        assert_eq!(get(&ns, "deploy/web", "{.metadata.generation}"), generation);
+    }
+}
+
+/// Where the identity may not even review its own permissions (the cluster removed the
+/// `system:basic-user` binding), a refusal during the put is fatal at once — never
+/// "reconnecting" until the timeout — and the patch is undone, saying what could not be
+/// verified.
+#[test]
+fn without_access_reviews_a_refused_watch_fails_at_once_and_rolls_back() {
+    // A private control plane: removing the binding would change what the other tests see.
+    let cp = ControlPlane::start();
+    cp.kubectl_ok(&["delete", "clusterrolebinding", "system:basic-user"]);
+    let bad = digest(43);
+    cp.fail_images(&format!("{REPO}@{bad}"), PodFailure::CrashLoop);
+    let cases = [
+        (WITHOUT_PATCH, r#"cannot watch resource "deployments""#),
+        (
+            (r#"verbs: ["list", "watch"]"#, r#"verbs: ["list"]"#),
+            r#"cannot watch resource "pods""#,
+        ),
+    ];
+    for ((from, to), refusal) in cases {
+        let ns = cp.namespace("out-noreview");
+        cp.apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+        cp.kubectl_ok(&[
+            "-n",
+            &ns,
+            "rollout",
+            "status",
+            "deploy/web",
+            "--timeout=120s",
+        ]);
+        let rbac =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipeline/rbac.yaml"))
+                .unwrap();
+        cp.apply(&ns, &rbac.replace(from, to));
+        let token = cp.service_account_token(&ns, "image-rollout");
+        let source = json!({
+            "repository": REPO, "namespace": ns, "deployment": "web",
+            "server": cp.server(), "token": token, "certificate_authority": cp.ca_pem(),
+        });
+        let started = Instant::now();
+        let result = out(&json!({"source": source, "params": {"digest": bad, "timeout": "5m"}}));
+        let line = result.error_line();
+        let elapsed = started.elapsed();
+        assert!(
+            result
+                .stderr
+                .contains("cannot review this identity's permissions up front"),
+            "{}",
+            result.stderr
+        );
+        assert!(!result.stderr.contains("reconnecting"), "{}", result.stderr);
+        assert!(
+            line.contains("deployment/web: cannot follow the rollout: ")
+                && line.contains(refusal)
+                && line.contains("HTTP 403")
+                && line.contains("pipeline/rbac.yaml"),
+            "{line}"
+        );
+        // The template is restored, and the message says so rather than "ROLLBACK FAILED".
+        assert!(
+            line.contains(&format!(
+                "restored deployment/web app={REPO}:v1, but could not verify its rollout"
+            )) && !line.contains("ROLLBACK FAILED"),
+            "{line}"
+        );
+        assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {line}");
+        let image = cp.kubectl_ok(&[
+            "-n",
+            &ns,
+            "get",
+            "deploy/web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ]);
+        assert_eq!(image, format!("{REPO}:v1"));
+        result.assert_never_prints(&token);
+    }
+}
+
+/// Starts a put of a build whose pods never become ready, and returns it once it is waiting.
+fn put_in_progress(prefix: &str, n: u8, params: Value) -> (String, Running, tempfile::TempDir) {
+    let d = digest(n);
+    cp().fail_images(&format!("{REPO}@{d}"), PodFailure::NeverReady);
+    let ns = web(prefix, 2, &format!("{REPO}:v1"), "", "");
+    let mut params = params;
+    params["digest"] = json!(d);
+    params["timeout"] = json!("5m");
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::start(
+        OUT,
+        Some(dir.path()),
+        &json!({"source": source(&ns), "params": params}),
+        &[],
     );
-    let source = json!({
-        "repository": REPO, "namespace": ns, "deployment": "web",
-        "server": cp().server(), "token": token, "certificate_authority": cp().ca_pem(),
-    });
-    let result = out(&json!({"source": source, "params": {"digest": digest(14)}}));
+    running.wait_for_line(" updated, ");
+    (ns, running, dir)
+}
+
+#[test]
+fn sigterm_mid_rollout_restores_the_patch_and_exits_at_once() {
+    let (ns, running, _dir) = put_in_progress("out-sigterm", 44, json!({}));
+    assert_eq!(
+        app_image(&ns, "deploy/web"),
+        format!("{REPO}@{}", digest(44))
+    );
+    let signalled = Instant::now();
+    running.signal(SIGTERM);
+    let result = running.finish();
+    let elapsed = signalled.elapsed();
     let line = result.error_line();
+    println!("SIGTERM to exit: {elapsed:?}");
+    // Concourse sends SIGKILL 10 s after SIGTERM; the restore must be done well before.
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}: {line}");
     assert!(
-        line.contains(r#"cannot patch resource "deployments""#),
+        line.contains("deployment/web: aborted by SIGTERM while waiting (")
+            && line.contains(&format!(
+                "restored deployment/web app={REPO}:v1 (its rollout not awaited: aborted by SIGTERM)"
+            )),
         "{line}"
     );
-    assert!(line.contains("HTTP 403"), "{line}");
-    result.assert_never_prints(&token);
     assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+    rollout_status(&ns, "deploy/web");
+}
+
+#[test]
+fn sigint_without_rollback_leaves_the_patch_and_says_so() {
+    let (ns, running, _dir) =
+        put_in_progress("out-sigint", 45, json!({"rollback_on_failure": false}));
+    let signalled = Instant::now();
+    running.signal(SIGINT);
+    let result = running.finish();
+    let line = result.error_line();
+    assert!(signalled.elapsed() < Duration::from_secs(5), "{line}");
+    assert!(
+        line.contains("aborted by SIGINT")
+            && line.contains("left as is (rollback_on_failure: false): deployment/web"),
+        "{line}"
+    );
+    assert_eq!(
+        app_image(&ns, "deploy/web"),
+        format!("{REPO}@{}", digest(45))
+    );
+}
+
+/// A put of a crashing build, and while it waits someone else sets the image (another
+/// pipeline, a human with kubectl): that rollout is not ours, so the put fails saying who won,
+/// and its rollback leaves their image alone.
+#[test]
+fn a_competing_image_change_fails_the_put_and_is_never_rolled_back() {
+    let bad = digest(46);
+    cp().fail_images(&format!("{REPO}@{bad}"), PodFailure::CrashLoop);
+    let ns = web("out-compete", 2, &format!("{REPO}:v1"), "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::start(
+        OUT,
+        Some(dir.path()),
+        &json!({"source": source(&ns), "params": {"digest": bad, "timeout": "5m"}}),
+        &[],
+    );
+    running.wait_for_line(" updated, ");
+    let theirs = format!("{REPO}:v3");
+    cp().kubectl_ok(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        "deploy/web",
+        &format!("app={theirs}"),
+    ]);
+    let line = running.finish().error_line();
+    assert!(
+        line.contains(&format!(
+            "deployment/web: changed by someone else while waiting: the template now runs app={theirs}"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("left deployment/web as is: someone else changed its image")
+            && !line.contains("rolled back"),
+        "{line}"
+    );
+    assert_eq!(app_image(&ns, "deploy/web"), theirs);
+    rollout_status(&ns, "deploy/web");
+}
+
+/// Someone changes another part of the template (an env var) while a failing put waits: the
+/// rollback puts back only the image this put changed, and keeps their change.
+#[test]
+fn the_rollback_keeps_someone_elses_change_to_the_template() {
+    let bad = digest(47);
+    cp().fail_images(&format!("{REPO}@{bad}"), PodFailure::CrashLoop);
+    let ns = web("out-keep", 1, &format!("{REPO}:v1"), SIDECAR, "");
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = Running::start(
+        OUT,
+        Some(dir.path()),
+        &json!({"source": source(&ns), "params": {"digest": bad, "timeout": "5m"}}),
+        &[],
+    );
+    running.wait_for_line(" updated, ");
+    cp().kubectl_ok(&[
+        "-n",
+        &ns,
+        "set",
+        "env",
+        "deploy/web",
+        "-c",
+        "app",
+        "COLOUR=blue",
+    ]);
+    let line = running.finish().error_line();
+    assert!(line.contains("CrashLoopBackOff"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "rolled back deployment/web to deployment/web app={REPO}:v1"
+        )),
+        "{line}"
+    );
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+    assert_eq!(
+        get(
+            &ns,
+            "deploy/web",
+            r#"{.spec.template.spec.containers[?(@.name=="app")].env[0].value}"#
+        ),
+        "blue"
+    );
+    assert_sidecar_untouched(&ns);
 }
 
 #[test]
@@ -620,33 +847,35 @@ fn a_wrong_token_is_refused_without_printing_it() {
 
 #[test]
 fn authenticates_in_cluster_from_the_service_account_files() {
-    // kube reads the service account from its fixed path, as in a real pod; this machine is a
-    // throwaway sandbox, so the test writes it there.
+    // kube reads the service account from its fixed path, as in a real pod; the step gets a
+    // private view of that path (see `run_with_service_account`), never the host's.
+    let host_secrets = std::path::Path::new("/run/secrets");
+    let existed = host_secrets.exists();
     let ns = web("out-incluster", 1, &format!("{REPO}:v1"), "", "");
     let token = shipped_rbac_token(&ns, None);
-    let sa = std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount");
-    std::fs::create_dir_all(sa).unwrap();
-    std::fs::write(sa.join("token"), &token).unwrap();
-    std::fs::write(sa.join("ca.crt"), cp().ca_pem()).unwrap();
-    std::fs::write(sa.join("namespace"), &ns).unwrap();
     let server = cp().server();
     let port = server.rsplit(':').next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let d = digest(16);
-    let result = step::run(
-        env!("CARGO_BIN_EXE_out"),
-        Some(dir.path()),
+    let ca = cp().ca_pem();
+    let result = step::run_with_service_account(
+        OUT,
+        dir.path(),
         // No namespace and no credentials: both come from the pod's service account.
         &json!({"source": {"repository": REPO, "deployment": "web"}, "params": {"digest": d, "timeout": "2m"}}),
         &[
             ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
             ("KUBERNETES_SERVICE_PORT", &port),
         ],
+        &[("token", &token), ("ca.crt", &ca), ("namespace", &ns)],
     );
-    std::fs::remove_dir_all(sa).unwrap();
     result.json();
     result.assert_never_prints(&token);
     assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+    // Nothing of it reached the host.
+    assert_eq!(host_secrets.exists(), existed);
+    let host_token = host_secrets.join("kubernetes.io/serviceaccount/token");
+    assert_ne!(std::fs::read_to_string(host_token).ok(), Some(token));
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //!
 //! Each test starts its own registry, so they run in parallel.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use testbed::registry::{Auth, Credentials, Fault, ImageSpec, Layout, Platform, Registry, Times};
 use testbed::step::{self, StepResult};
@@ -490,6 +492,184 @@ fn head_without_docker_content_digest_falls_back_to_get() {
             "GET /v2/app/manifests/latest 200"
         ]
     );
+}
+
+#[test]
+fn credentials_never_follow_a_redirect_to_another_host() {
+    for auth in [Auth::Basic(credentials()), Auth::Token(Some(credentials()))] {
+        let registry = Registry::start(auth);
+        let spec = ImageSpec::new("redirected");
+        let digest = registry.push(&Layout::image(&spec), "app", "latest");
+        // ghcr.io answers authenticated blob GETs with a redirect to a storage host; this
+        // registry redirects manifests too.
+        let storage = registry.storage_host("app");
+        for path in ["/v2/app/manifests/", "/v2/app/blobs/"] {
+            registry.inject(path, Fault::Redirect(storage.addr), Times::Always);
+        }
+        let source = source(&registry, "app");
+
+        assert_eq!(
+            versions(&check(&source, None)),
+            std::slice::from_ref(&digest)
+        );
+        let (result, dir) = get(&source, &digest);
+        assert_eq!(result.json()["version"]["digest"], digest);
+        let labels: Value = serde_json::from_str(&read(&dir, "labels.json")).expect("labels");
+        assert_eq!(labels, json!(Layout::labels(&spec, &Platform::LINUX_AMD64)));
+
+        assert!(
+            registry.requests().iter().any(|r| r.ends_with(" 307")),
+            "{:?}",
+            registry.requests()
+        );
+        let seen = storage.requests();
+        let lines: Vec<&str> = seen.iter().map(|s| s.line.as_str()).collect();
+        assert!(
+            lines.contains(&format!("GET /v2/app/manifests/{digest}").as_str())
+                && lines
+                    .iter()
+                    .any(|l| l.starts_with("GET /v2/app/blobs/sha256:")),
+            "{lines:?}"
+        );
+        let password = &credentials().password;
+        for request in &seen {
+            for (name, value) in &request.headers {
+                assert!(
+                    !name.eq_ignore_ascii_case("authorization") && !value.contains(password),
+                    "{} reached the storage host with {name}: {value}",
+                    request.line
+                );
+            }
+        }
+    }
+}
+
+/// Registries and proxies gone wrong in ways the real one never does (served by the fault
+/// proxy): each ends the step with one line naming the registry, in bounded time and memory.
+#[test]
+fn hostile_registries_end_in_bounded_time_and_memory() {
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        fault: Fault,
+        /// `check` with `platform` (which GETs the tag's manifest) instead of `in`.
+        check_platform: bool,
+        expected: &'static str,
+        /// Generous bounds: the timeouts are 10 s of silence and 30 s per request.
+        within: Duration,
+    }
+    let seconds = Duration::from_secs;
+    let cases = [
+        Case {
+            name: "hang",
+            path: "manifests/",
+            fault: Fault::Hang,
+            check_platform: false,
+            expected: "no complete answer in time",
+            within: seconds(20),
+        },
+        Case {
+            name: "trickle",
+            path: "manifests/",
+            fault: Fault::Trickle,
+            check_platform: false,
+            expected: "timed out",
+            within: seconds(45),
+        },
+        Case {
+            name: "huge-manifest",
+            path: "manifests/",
+            fault: Fault::Huge,
+            check_platform: false,
+            expected: "response larger than 4194304 bytes",
+            within: seconds(10),
+        },
+        Case {
+            name: "huge-config",
+            path: "blobs/",
+            fault: Fault::Huge,
+            check_platform: false,
+            expected: "response larger than 16777216 bytes",
+            within: seconds(10),
+        },
+        Case {
+            name: "truncated",
+            path: "manifests/",
+            fault: Fault::Truncate,
+            check_platform: false,
+            expected: "reading the response failed after",
+            within: seconds(10),
+        },
+        Case {
+            name: "short-length",
+            path: "manifests/",
+            fault: Fault::ShortLength,
+            check_platform: false,
+            expected: "content does not match its digest",
+            within: seconds(10),
+        },
+        Case {
+            name: "other-bytes",
+            path: "blobs/",
+            fault: Fault::Garbage,
+            check_platform: false,
+            expected: "content does not match its digest",
+            within: seconds(10),
+        },
+        Case {
+            name: "invalid-json",
+            path: "manifests/",
+            fault: Fault::InvalidJson,
+            check_platform: true,
+            expected: "manifest is not JSON",
+            within: seconds(10),
+        },
+    ];
+    let registry = Registry::start(Auth::Open);
+    let layout = Layout::image(&ImageSpec::new("hostile"));
+    let digests: Vec<String> = cases
+        .iter()
+        .map(|case| registry.push(&layout, case.name, "latest"))
+        .collect();
+    for case in &cases {
+        let path = format!("/v2/{}/{}", case.name, case.path);
+        registry.inject(&path, case.fault.clone(), Times::Always);
+    }
+    std::thread::scope(|scope| {
+        for (case, digest) in cases.iter().zip(&digests) {
+            let registry = &registry;
+            scope.spawn(move || {
+                let mut source = source(registry, case.name);
+                let dir = tempfile::tempdir().expect("tempdir");
+                let measured = if case.check_platform {
+                    source["platform"] = json!("linux/amd64");
+                    step::run_measured(CHECK, None, &json!({"source": source}), &[])
+                } else {
+                    let request = json!({"source": source, "version": {"digest": digest}});
+                    step::run_measured(IN, Some(dir.path()), &request, &[])
+                };
+                let line = measured.result.error_line();
+                let mib = measured.peak_rss_bytes as f64 / f64::from(1 << 20);
+                println!(
+                    "{:>13}: exit {:?} after {:.1?}, peak RSS {mib:.1} MiB: {line}",
+                    case.name, measured.result.code, measured.elapsed
+                );
+                assert!(
+                    line.contains(&format!("registry {}", registry.host()))
+                        && line.contains(case.expected),
+                    "{}: {line}",
+                    case.name
+                );
+                assert!(
+                    measured.elapsed < case.within,
+                    "{}: {measured:?}",
+                    case.name
+                );
+                // The 1 GiB bodies must not be held: the cap bounds memory.
+                assert!(mib < 64.0, "{}: {mib:.1} MiB", case.name);
+            });
+        }
+    });
 }
 
 #[test]

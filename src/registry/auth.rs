@@ -5,6 +5,9 @@
 //! For the two registries whose token realm is public knowledge (ghcr.io and Docker Hub) the token
 //! can be fetched before the first request, saving one round trip per check.
 
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+
 /// A parsed `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
@@ -65,6 +68,27 @@ impl Challenge {
             scope: None,
         })
     }
+}
+
+/// The `Authorization` value from a token endpoint's answer (`{"token": …}`, or OAuth2's
+/// `{"access_token": …}`). Errors never include the body: it may hold a token.
+pub fn bearer(body: &[u8]) -> Result<HeaderValue, &'static str> {
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        token: Option<String>,
+        access_token: Option<String>,
+    }
+    let parsed: TokenResponse =
+        serde_json::from_slice(body).map_err(|_| "the token response is not JSON")?;
+    let token = parsed
+        .token
+        .or(parsed.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or("the token response has no token")?;
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "the token has characters not allowed in a header")?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// `key="quoted, value",key2=token` → pairs. Commas inside quotes (multi-action scopes such as

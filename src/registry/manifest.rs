@@ -5,6 +5,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use super::Fetched;
 use crate::config::{Digest, Platform};
+use crate::error::one_line;
 
 /// A manifest, by kind.
 #[derive(Debug)]
@@ -17,14 +18,21 @@ impl Manifest {
     /// Parses a fetched manifest. An index is recognised by its `manifests` list, so a registry
     /// that sends a generic `Content-Type` still works.
     pub fn parse(fetched: &Fetched) -> Result<Manifest, String> {
+        // oci-spec's errors quote what they could not read, which is the server's text.
         let value: serde_json::Value = serde_json::from_slice(&fetched.body)
-            .map_err(|e| format!("manifest is not JSON ({e})"))?;
+            .map_err(|e| format!("manifest is not JSON ({})", one_line(&e.to_string())))?;
         let result = if value.get("manifests").is_some() {
             serde_json::from_value(value).map(|i| Manifest::Index(Box::new(i)))
         } else {
             serde_json::from_value(value).map(|m| Manifest::Image(Box::new(m)))
         };
-        result.map_err(|e| format!("cannot read the manifest ({}): {e}", fetched.media_type))
+        result.map_err(|e| {
+            format!(
+                "cannot read the manifest ({}): {}",
+                one_line(&fetched.media_type),
+                one_line(&e.to_string())
+            )
+        })
     }
 }
 
@@ -41,7 +49,7 @@ pub fn platforms(index: &ImageIndex) -> Vec<String> {
             if let Some(v) = p.variant() {
                 s = format!("{s}/{v}");
             }
-            s
+            one_line(&s)
         })
         .collect()
 }

@@ -38,6 +38,17 @@ application/vnd.docker.distribution.manifest.v2+json";
 const MAX_MANIFEST: usize = 4 << 20;
 /// Config blobs are small JSON documents; cap them so a hostile registry cannot exhaust memory.
 const MAX_CONFIG: usize = 16 << 20;
+/// Token responses are a few KiB.
+const MAX_TOKEN: usize = 1 << 20;
+
+/// A registry that accepts the connection and then says nothing for this long is not going to.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole exchange, body included: a registry trickling a byte a second ends here.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// ghcr.io and S3-backed registries redirect blob (and some manifest) GETs to a storage host;
+/// more hops than this are a loop.
+const MAX_REDIRECTS: usize = 5;
 
 /// Where an image lives: the API host and the repository name on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +148,10 @@ impl Registry {
                 "image-rollout-resource/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30));
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(redirect_policy(source.insecure));
         let builder = if source.insecure {
             // Nothing is verified, so no roots are loaded (see tls.rs).
             builder.danger_accept_invalid_certs(true)
@@ -226,8 +239,16 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        // By digest, the body must hash to it; by tag, to the digest the registry claims for
+        // it, if it claims one.
+        let claimed = reference.parse().ok().or_else(|| {
+            resp.headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        });
         let body = self.body(&what, resp, MAX_MANIFEST).await?;
-        let digest = self.verified(&what, reference.parse().ok(), &body)?;
+        let digest = self.verified(&what, claimed, &body)?;
         Ok(Some(Fetched {
             digest,
             media_type,
@@ -273,20 +294,31 @@ impl Registry {
         }
     }
 
-    async fn body(&self, what: &str, resp: Response, limit: usize) -> Result<Vec<u8>> {
-        if resp.content_length().is_some_and(|n| n as usize > limit) {
-            return Err(self.invalid(what, format!("response larger than {limit} bytes")));
+    /// Reads a body of at most `limit` bytes, chunk by chunk, so a huge or endless answer
+    /// costs no more memory than the limit.
+    async fn body(&self, what: &str, mut resp: Response, limit: usize) -> Result<Vec<u8>> {
+        let too_large = || self.invalid(what, format!("response larger than {limit} bytes"));
+        let declared = resp.content_length();
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
         }
-        let bytes = resp.bytes().await.map_err(|e| {
+        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
             self.invalid(
                 what,
-                format!("reading the response failed: {}", root_cause(&e)),
+                format!(
+                    "reading the response failed after {} bytes: {}",
+                    body.len(),
+                    root_cause(&e)
+                ),
             )
-        })?;
-        if bytes.len() > limit {
-            return Err(self.invalid(what, format!("response larger than {limit} bytes")));
+        })? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        Ok(bytes.to_vec())
+        Ok(body)
     }
 
     /// Sends one logical request: retries transient failures, answers one auth challenge.
@@ -388,28 +420,8 @@ impl Registry {
                     }
                     _ => return Err(self.status_error(&what, resp).await),
                 }
-                #[derive(Deserialize)]
-                struct TokenResponse {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                }
-                let body = self.body(&what, resp, 1 << 20).await?;
-                let parsed: TokenResponse = serde_json::from_slice(&body)
-                    .map_err(|_| self.invalid(&what, "the token response is not JSON".into()))?;
-                let token = parsed
-                    .token
-                    .or(parsed.access_token)
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| self.invalid(&what, "the token response has no token".into()))?;
-                let mut value =
-                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                        self.invalid(
-                            &what,
-                            "the token has characters not allowed in a header".into(),
-                        )
-                    })?;
-                value.set_sensitive(true);
-                Ok(value)
+                let body = self.body(&what, resp, MAX_TOKEN).await?;
+                auth::bearer(&body).map_err(|message| self.invalid(&what, message.into()))
             }
         }
     }
@@ -449,7 +461,10 @@ impl Registry {
         // The backoff bounds the sleeping; this bounds the whole, slow attempts included (a
         // registry that answers every request after 29 s would otherwise hold a check for
         // minutes).
-        .when(|e| !matches!(e, Attempt::Untrusted(_)) && started.elapsed() < RETRY_BUDGET)
+        .when(|e| {
+            !matches!(e, Attempt::Untrusted(_) | Attempt::Final(_))
+                && started.elapsed() < RETRY_BUDGET
+        })
         .adjust(adjust)
         .notify(|e, d| notify(what, e, d))
         .await
@@ -467,6 +482,11 @@ impl Registry {
         match attempt {
             Attempt::Unreachable(cause) => Error::Unreachable { server, cause },
             Attempt::Untrusted(cause) => Error::Untrusted { server, cause },
+            Attempt::Final(message) => Error::InvalidResponse {
+                server,
+                what: what.into(),
+                message,
+            },
             Attempt::Transient { message, .. } => Error::GaveUp {
                 server,
                 what: what.into(),
@@ -513,12 +533,16 @@ fn basic(user: &str, password: &Secret) -> HeaderValue {
     value
 }
 
-/// Why one attempt failed. The first two are worth another attempt; anything else is an answer.
+/// Why one attempt failed. `Unreachable` and `Transient` are worth another attempt. `Untrusted`
+/// and `Final` are not: a refused certificate would be refused again; a refused redirect, or a
+/// registry that let a request time out (asking again could cost the full timeout each time).
+/// Anything else is an answer.
 #[derive(Debug)]
 enum Attempt {
     /// The server's certificate was refused: the same certificate would be refused again.
     Untrusted(String),
     Unreachable(String),
+    Final(String),
     Transient {
         message: String,
         retry_after: Option<Duration>,
@@ -526,9 +550,18 @@ enum Attempt {
 }
 
 fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
-    let resp = result.map_err(|e| match certificate_error(&e) {
-        Some(cause) => Attempt::Untrusted(cause),
-        None => Attempt::Unreachable(root_cause(&e)),
+    let resp = result.map_err(|e| {
+        if let Some(cause) = certificate_error(&e) {
+            Attempt::Untrusted(cause)
+        } else if e.is_timeout() {
+            Attempt::Final(format!(
+                "no complete answer in time (connect {CONNECT_TIMEOUT:?}, silence {READ_TIMEOUT:?}, whole request {REQUEST_TIMEOUT:?}); check that the registry is healthy"
+            ))
+        } else if e.is_redirect() {
+            Attempt::Final(root_cause(&e))
+        } else {
+            Attempt::Unreachable(root_cause(&e))
+        }
     })?;
     let status = resp.status();
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -544,6 +577,27 @@ fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
         });
     }
     Ok(resp)
+}
+
+/// Follows at most [`MAX_REDIRECTS`] hops and never from https down to plain http (unless
+/// `source.insecure`). Credentials never follow a redirect to another host: reqwest drops
+/// `Authorization` whenever the scheme, host or port changes, which is what a registry that
+/// hands out signed storage URLs (ghcr.io) expects.
+fn redirect_policy(insecure: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if downgrade && !insecure {
+            let host = attempt.url().host_str().unwrap_or_default().to_string();
+            attempt.error(format!(
+                "refused a redirect from https to plain http ({host})"
+            ))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// No new attempt starts after this long since the first.
@@ -574,7 +628,7 @@ fn adjust(attempt: &Attempt, planned: Option<Duration>) -> Option<Duration> {
 
 fn notify(what: &str, attempt: &Attempt, delay: Duration) {
     let reason = match attempt {
-        Attempt::Unreachable(cause) | Attempt::Untrusted(cause) => cause,
+        Attempt::Unreachable(cause) | Attempt::Untrusted(cause) | Attempt::Final(cause) => cause,
         Attempt::Transient { message, .. } => message,
     };
     eprintln!("{what}: {reason}; retrying in {:.1}s", delay.as_secs_f64());

@@ -187,24 +187,36 @@ fn bad(key: &'static str, message: &str) -> Error {
 /// verb and resource for RBAC denials), the innermost cause for transport errors.
 pub fn describe(server: &str, e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(status) => {
-            let mut line = format!(
-                "{} (HTTP {} {})",
-                status.message, status.code, status.reason
-            );
-            if status.code == 403 {
-                line.push_str(
-                    "; grant it in the Role bound to this identity (see pipeline/rbac.yaml)",
-                );
-            }
-            line
-        }
+        kube::Error::Api(status) => describe_status(status),
         kube::Error::Auth(_) => format!(
             "authentication failed against {server}: {}; check the token or kubeconfig",
             root_cause(e)
         ),
         _ => format!("cannot reach {server}: {}", root_cause(e)),
     }
+}
+
+/// An API server's error status as one line, with the fix for refusals.
+pub fn describe_status(status: &kube::core::Status) -> String {
+    let mut line = format!(
+        "{} (HTTP {} {})",
+        status.message, status.code, status.reason
+    );
+    match status.code {
+        401 => line.push_str("; check the token or kubeconfig (it may have expired)"),
+        403 => line.push_str(PERMISSION_FIX),
+        _ => {}
+    }
+    line
+}
+
+/// The fix for every permission refusal.
+pub const PERMISSION_FIX: &str =
+    "; grant it in the Role bound to this identity (see pipeline/rbac.yaml)";
+
+/// Whether an API error is a refusal (401, 403): never transient, never retried.
+pub fn refused(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(status) if matches!(status.code, 401 | 403))
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

@@ -5,6 +5,7 @@
 //! be patched), every workload this put changed is restored to the pod template it had before,
 //! so the cluster is never left half-deployed.
 
+pub mod access;
 pub mod cluster;
 pub mod pods;
 pub mod wait;
@@ -16,18 +17,20 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::core::Selector;
 use serde_json::{Value, json};
 
+use crate::abort::Abort;
 use crate::check::current_digest;
 use crate::config::{Digest, OutParams, OutRequest, Source, WorkloadKind, WorkloadRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, quote};
 use crate::protocol::{Metadata, StepOutput};
 use crate::registry::{ImageName, Registry};
 use cluster::Cluster;
+use wait::WaitError;
 use workload::Workload;
 
 /// The field manager recorded in `managedFields` for the image fields `out` sets.
@@ -41,21 +44,27 @@ const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Runs a put. `dir` is the build's working directory (argv[1]); `params.image` is relative to it.
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let started = Instant::now();
+    let abort = Abort::on_signals()?;
     let OutRequest { source, params } = request;
-    let workloads = workloads(&source, &params)?;
-    // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
-    let cluster = cluster::connect(&source, params.namespace.as_deref()).await?;
-    let digest = resolve_digest(&source, &params, dir).await?;
+    let wait = params.wait.unwrap_or(true);
+    // Nothing has changed yet: an abort simply ends the step.
+    let (workloads, digest, cluster) = tokio::select! {
+        prepared = prepare(&source, &params, dir, wait) => prepared?,
+        signal = abort.requested() => {
+            return Err(Error::Rollout(format!("aborted by {signal} before anything was changed")));
+        }
+    };
     let image = format!("{}@{digest}", source.repository);
     let run = Run {
         cluster: &cluster,
         repository: ImageName::parse(&source.repository)?,
         container: params.container.as_deref().or(source.container.as_deref()),
         image: &image,
-        wait: params.wait.unwrap_or(true),
+        wait,
         timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
         dry_run: params.dry_run,
         change_cause: change_cause(&image),
+        abort,
     };
     eprintln!(
         "rolling {} in namespace {} to {image}{}",
@@ -97,6 +106,22 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         version: crate::Version { digest },
         metadata,
     })
+}
+
+/// Everything before the first change: the workloads, the digest, the cluster, and whether this
+/// identity may do what the put will do.
+async fn prepare(
+    source: &Source,
+    params: &OutParams,
+    dir: &Path,
+    wait: bool,
+) -> Result<(Vec<WorkloadRef>, Digest, Cluster)> {
+    let workloads = workloads(source, params)?;
+    // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
+    let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
+    let digest = resolve_digest(source, params, dir).await?;
+    access::review(&cluster, &workloads, wait).await?;
+    Ok((workloads, digest, cluster))
 }
 
 /// `workloads`, or `deployment` as shorthand; params override source.
@@ -159,8 +184,9 @@ async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Resu
                 return Err(Error::Config {
                     key: "params.image",
                     message: format!(
-                        "{path}/repository is `{repository}` but source.repository is `{}`; refusing to deploy another image",
-                        source.repository
+                        "{path}/repository is {} but source.repository is {}; refusing to deploy another image",
+                        quote(&repository),
+                        quote(&source.repository)
                     ),
                 });
             }
@@ -176,8 +202,9 @@ async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Resu
                 .ok_or_else(|| Error::Config {
                     key: "source.tag",
                     message: format!(
-                        "tag `{}` does not exist in {}",
-                        source.tag, source.repository
+                        "tag {} does not exist in {}",
+                        quote(&source.tag),
+                        source.repository
                     ),
                 })
         }
@@ -227,14 +254,15 @@ struct Run<'a> {
     timeout: Duration,
     dry_run: bool,
     change_cause: String,
+    abort: Abort,
 }
 
 /// A workload this put patched, with what it takes to undo it.
 struct Changed {
     workload: WorkloadRef,
-    template: Value,
-    change_cause: Option<String>,
+    /// Container name → image before this put.
     images: BTreeMap<String, String>,
+    change_cause: Option<String>,
 }
 
 /// A workload that rolled out.
@@ -291,7 +319,8 @@ impl Run<'_> {
             );
             let result = self
                 .wait_for::<K>(&object, &images, workload, self.timeout)
-                .await;
+                .await
+                .map_err(|e| wait_error(workload, e));
             return (
                 None,
                 result.map(|revision| Report {
@@ -301,6 +330,14 @@ impl Run<'_> {
             );
         }
 
+        if let Some(signal) = self.abort.received() {
+            return (
+                None,
+                Err(Error::Rollout(format!(
+                    "aborted by {signal} before {workload} was changed"
+                ))),
+            );
+        }
         let patch = image_patch(&containers, self.image, &self.change_cause);
         let patch_params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -338,7 +375,6 @@ impl Run<'_> {
 
         let changed = Changed {
             workload: workload.clone(),
-            template: serde_json::to_value(template).expect("templates serialize"),
             change_cause: object
                 .meta()
                 .annotations
@@ -349,7 +385,8 @@ impl Run<'_> {
         };
         let result = self
             .wait_for::<K>(&object, &images, workload, self.timeout)
-            .await;
+            .await
+            .map_err(|e| wait_error(workload, e));
         (
             Some(changed),
             result.map(|revision| Report {
@@ -366,7 +403,7 @@ impl Run<'_> {
         images: &BTreeMap<String, String>,
         workload: &WorkloadRef,
         timeout: Duration,
-    ) -> Result<String> {
+    ) -> Result<String, WaitError> {
         if !self.wait {
             return Ok(String::new());
         }
@@ -376,21 +413,17 @@ impl Run<'_> {
             .and_then(|s| Selector::try_from(s).ok())
             .map(|s| s.to_string())
             .unwrap_or_default();
-        wait::rollout::<K>(
-            self.cluster.client.clone(),
-            &self.cluster.namespace,
-            &workload.name,
-            &selector,
-            images,
-            timeout,
-            &workload.to_string(),
-        )
-        .await
-        .map(|done| {
-            eprintln!("{workload}: rollout complete");
-            done.revision()
-        })
-        .map_err(|reason| Error::Rollout(format!("{workload} did not roll out: {reason}")))
+        let label = workload.to_string();
+        let target = wait::Target {
+            client: self.cluster.client.clone(),
+            namespace: &self.cluster.namespace,
+            name: &workload.name,
+            selector: &selector,
+            label: &label,
+        };
+        let done = wait::rollout::<K>(target, images, timeout, &self.abort).await?;
+        eprintln!("{workload}: rollout complete");
+        Ok(done.revision())
     }
 
     /// Builds the final error, after rolling back everything that changed (when enabled).
@@ -411,22 +444,11 @@ impl Run<'_> {
             comma(changed.iter().map(|c| &c.workload))
         );
         let outcomes = join_all(changed.iter().map(|c| self.rollback(c))).await;
-        let outcomes: Vec<String> = changed
-            .iter()
-            .zip(outcomes)
-            .map(|(c, r)| match r {
-                Ok(()) => format!(
-                    "rolled back {} to {}",
-                    c.workload,
-                    summary(&c.workload, &c.images)
-                ),
-                Err(e) => format!("ROLLBACK FAILED for {}: {e}", c.workload),
-            })
-            .collect();
         Error::Rollout(format!("{message}; {}", outcomes.join("; ")))
     }
 
-    async fn rollback(&self, changed: &Changed) -> Result<()> {
+    /// Undoes one workload's patch, awaits that, and says how it went in one clause.
+    async fn rollback(&self, changed: &Changed) -> String {
         match changed.workload.kind {
             WorkloadKind::Deployment => self.rollback_kind::<Deployment>(changed).await,
             WorkloadKind::StatefulSet => self.rollback_kind::<StatefulSet>(changed).await,
@@ -434,39 +456,102 @@ impl Run<'_> {
         }
     }
 
-    /// Puts back the pod template (and change-cause) the workload had before this put — the
-    /// template `kubectl rollout undo` restores from the previous ReplicaSet/ControllerRevision,
-    /// taken from the object as found, so it is right even when the controller never got as far
-    /// as creating a new revision. Replicas, labels and other annotations are not touched.
-    async fn rollback_kind<K: Workload>(&self, changed: &Changed) -> Result<()> {
+    /// Puts back the images (and change-cause) the workload had before this put — exactly what
+    /// its patch changed, so the controller returns to the previous revision as `kubectl rollout
+    /// undo` would — but only while they are still the ones this put set. The JSON patch tests
+    /// each container's name and image (and the change-cause) before replacing them, so a change
+    /// someone else made in the meantime (another pipeline, `kubectl set image`, Argo) is never
+    /// thrown away; their other changes to the template are kept either way.
+    async fn rollback_kind<K: Workload>(&self, changed: &Changed) -> String {
+        let workload = &changed.workload;
+        let previous = summary(workload, &changed.images);
+        let ours: BTreeMap<String, String> = changed
+            .images
+            .keys()
+            .map(|name| (name.clone(), self.image.to_string()))
+            .collect();
         let api = Api::<K>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
-        let annotation = "/metadata/annotations/kubernetes.io~1change-cause";
-        let cause = match &changed.change_cause {
-            Some(previous) => json!({"op": "add", "path": annotation, "value": previous}),
-            None => json!({"op": "remove", "path": annotation}),
-        };
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "replace", "path": "/spec/template", "value": changed.template},
-            cause,
-        ]))
-        .expect("a well-formed JSON patch");
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         };
-        let object = api
-            .patch(&changed.workload.name, &params, &Patch::<()>::Json(patch))
-            .await
-            .map_err(|e| self.api_error(&changed.workload, "patch", &e))?;
-        eprintln!(
-            "{}: restored {}",
-            changed.workload,
-            summary(&changed.workload, &changed.images)
-        );
+        // A concurrent writer can make the tests fail between our read and our patch; read
+        // again and decide afresh, a few times.
+        let mut restored = None;
+        for _ in 0..3 {
+            let object = match api.get(&workload.name).await {
+                Ok(object) => object,
+                Err(e) => {
+                    return format!(
+                        "ROLLBACK FAILED for {workload}: {}",
+                        self.api_error(workload, "get", &e)
+                    );
+                }
+            };
+            let spec = object
+                .template()
+                .and_then(|t| t.spec.clone())
+                .unwrap_or_default();
+            if !pods::spec_runs(&spec, &ours) {
+                return format!(
+                    "left {workload} as is: someone else changed its image after this put's patch (now {}), so rolling back would undo their change",
+                    pods::images_of(&spec, &ours)
+                );
+            }
+            let cause = object
+                .meta()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CHANGE_CAUSE));
+            let patch = restore_patch(
+                &spec,
+                changed,
+                self.image,
+                (cause == Some(&self.change_cause)).then_some(self.change_cause.as_str()),
+            );
+            match api
+                .patch(&workload.name, &params, &Patch::<()>::Json(patch))
+                .await
+            {
+                Ok(object) => {
+                    restored = Some(object);
+                    break;
+                }
+                // A failed `test`: the object changed since the read.
+                Err(kube::Error::Api(status)) if status.code == 422 => continue,
+                Err(e) => {
+                    return format!(
+                        "ROLLBACK FAILED for {workload}: {}",
+                        self.api_error(workload, "patch", &e)
+                    );
+                }
+            }
+        }
+        let Some(object) = restored else {
+            return format!(
+                "ROLLBACK FAILED for {workload}: it kept changing under the rollback's patch; check it with kubectl rollout history"
+            );
+        };
+        eprintln!("{workload}: restored {previous}");
         let timeout = self.timeout.max(ROLLBACK_TIMEOUT);
-        self.wait_for::<K>(&object, &changed.images, &changed.workload, timeout)
+        match self
+            .wait_for::<K>(&object, &changed.images, workload, timeout)
             .await
-            .map(|_| ())
+        {
+            Ok(_) => format!("rolled back {workload} to {previous}"),
+            Err(WaitError::Aborted { signal, .. }) => {
+                format!("restored {previous} (its rollout not awaited: aborted by {signal})")
+            }
+            Err(WaitError::Refused(reason)) => {
+                format!("restored {previous}, but could not verify its rollout: {reason}")
+            }
+            Err(WaitError::Replaced(now)) => {
+                format!("restored {previous}, then someone else changed {workload} (now {now})")
+            }
+            Err(WaitError::Failed(reason)) => format!(
+                "ROLLBACK FAILED for {workload}: restored {previous}, but that did not roll out either: {reason}"
+            ),
+        }
     }
 
     fn api_error(&self, workload: &WorkloadRef, verb: &str, e: &kube::Error) -> Error {
@@ -484,6 +569,57 @@ impl Run<'_> {
             cluster::describe(&self.cluster.server, e)
         ))
     }
+}
+
+/// A wait that ended without the rollout, as the put's error for `workload`.
+fn wait_error(workload: &WorkloadRef, e: WaitError) -> Error {
+    Error::Rollout(match e {
+        WaitError::Failed(reason) => format!("{workload} did not roll out: {reason}"),
+        other => format!("{workload}: {other}"),
+    })
+}
+
+/// The JSON patch that undoes this put's patch of `changed`: for every container it changed,
+/// test that it is still at that index with this put's `image`, then put the previous image
+/// back. `cause` (this put's change-cause, if the workload still carries it) is tested and
+/// restored too; someone else's change-cause is left alone.
+fn restore_patch(
+    spec: &PodSpec,
+    changed: &Changed,
+    image: &str,
+    cause: Option<&str>,
+) -> json_patch::Patch {
+    let mut ops = Vec::new();
+    for (name, previous) in &changed.images {
+        let found = [
+            (
+                "initContainers",
+                spec.init_containers.as_deref().unwrap_or_default(),
+            ),
+            ("containers", &spec.containers[..]),
+        ]
+        .into_iter()
+        .find_map(|(list, containers)| {
+            containers
+                .iter()
+                .position(|c| &c.name == name)
+                .map(|i| format!("/spec/template/spec/{list}/{i}"))
+        });
+        // spec_runs() held, so every container is there.
+        let Some(path) = found else { continue };
+        ops.push(json!({"op": "test", "path": format!("{path}/name"), "value": name}));
+        ops.push(json!({"op": "test", "path": format!("{path}/image"), "value": image}));
+        ops.push(json!({"op": "replace", "path": format!("{path}/image"), "value": previous}));
+    }
+    if let Some(ours) = cause {
+        let annotation = "/metadata/annotations/kubernetes.io~1change-cause";
+        ops.push(json!({"op": "test", "path": annotation, "value": ours}));
+        ops.push(match &changed.change_cause {
+            Some(previous) => json!({"op": "replace", "path": annotation, "value": previous}),
+            None => json!({"op": "remove", "path": annotation}),
+        });
+    }
+    serde_json::from_value(Value::Array(ops)).expect("a well-formed JSON patch")
 }
 
 /// A container `out` will update.
@@ -521,7 +657,11 @@ fn select_containers(
             let found = all.into_iter().filter(|c| c.name == name).collect();
             (
                 found,
-                format!("no container named `{name}` (it has: {})", comma(&names)),
+                format!(
+                    "no container named {} (it has: {})",
+                    quote(name),
+                    comma(&names)
+                ),
             )
         }
         None => {

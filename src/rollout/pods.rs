@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodSpec};
 
 /// Waiting reasons that do not clear up by waiting. (`ContainerCreating` and `PodInitializing`
 /// are normal; these are not.)
@@ -55,16 +55,39 @@ impl fmt::Display for PodProblem {
 
 /// Whether `pod` runs the new template: every container in `images` (name → image) has that image.
 pub fn runs(pod: &Pod, images: &BTreeMap<String, String>) -> bool {
-    let Some(spec) = &pod.spec else { return false };
-    let all: Vec<&Container> = spec
-        .containers
+    pod.spec
+        .as_ref()
+        .is_some_and(|spec| spec_runs(spec, images))
+}
+
+/// Whether a pod spec (a pod's, or a workload's template) gives every container in `images`
+/// (name → image) that image.
+pub fn spec_runs(spec: &PodSpec, images: &BTreeMap<String, String>) -> bool {
+    images
+        .iter()
+        .all(|(name, image)| image_of(spec, name) == Some(image.as_str()))
+}
+
+/// `name=image …` for the containers named in `images`, as `spec` has them now.
+pub fn images_of(spec: &PodSpec, images: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = images
+        .keys()
+        .map(|name| {
+            format!(
+                "{name}={}",
+                image_of(spec, name).unwrap_or("(no such container)")
+            )
+        })
+        .collect();
+    parts.join(" ")
+}
+
+fn image_of<'a>(spec: &'a PodSpec, name: &str) -> Option<&'a str> {
+    spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
-        .collect();
-    images.iter().all(|(name, image)| {
-        all.iter()
-            .any(|c| &c.name == name && c.image.as_deref() == Some(image.as_str()))
-    })
+        .find(|c| c.name == name)
+        .and_then(|c| c.image.as_deref())
 }
 
 /// Problems of the live pods that run `images`.

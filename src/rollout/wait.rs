@@ -1,9 +1,11 @@
 //! Waiting for a rollout by watching, not polling: the workload and its pods are mirrored by
 //! kube-runtime reflectors, and every event re-evaluates kubectl's completion rule and the pods'
 //! health. The watchers re-list after `410 Gone` and reconnect with backoff when the API server
-//! goes away, so the wait survives watch expiry and API server restarts.
+//! goes away, so the wait survives watch expiry and API server restarts. A refusal (401, 403) is
+//! not such a fault: it ends the wait at once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -15,25 +17,72 @@ use tokio::time::Instant;
 
 use super::pods::{self, PodProblem};
 use super::workload::{Rollout, Workload};
+use crate::abort::Abort;
 
 /// How long a new pod may sit in a failing state (image pull error, crash loop, unschedulable)
 /// before the rollout is declared failed. Long enough to ride out one transient registry error
 /// and the first kubelet retry, short enough to beat a 10-minute progress deadline by far.
 pub const FAILURE_GRACE: Duration = Duration::from_secs(15);
 
+/// Why a wait ended without the rollout completing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitError {
+    /// The rollout will not finish: a pod's reason, the progress deadline, the timeout.
+    Failed(String),
+    /// The workload's template no longer runs the images waited for: someone else changed it.
+    /// The text names what it runs now.
+    Replaced(String),
+    /// The API server refused to show the workload or its pods (401/403): nothing to wait
+    /// out. The text is the API server's message with the fix.
+    Refused(String),
+    /// SIGTERM or SIGINT arrived; `state` is the last progress line.
+    Aborted { signal: &'static str, state: String },
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Failed(reason) => f.write_str(reason),
+            WaitError::Replaced(now) => write!(
+                f,
+                "changed by someone else while waiting: the template now runs {now}"
+            ),
+            WaitError::Refused(reason) => write!(f, "cannot follow the rollout: {reason}"),
+            WaitError::Aborted { signal, state } => {
+                write!(f, "aborted by {signal} while waiting ({state})")
+            }
+        }
+    }
+}
+
+/// The workload a wait follows.
+pub struct Target<'a> {
+    pub client: kube::Client,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// The workload's pod selector, as a label selector string.
+    pub selector: &'a str,
+    /// Prefixes progress lines (`deployment/web`).
+    pub label: &'a str,
+}
+
 /// Waits until the workload's rollout is complete, or fails with a one-line reason.
 ///
-/// `images` (container name → image) identifies the pods of the template being rolled out.
-/// `label` prefixes progress lines (`deployment/web`).
+/// `images` (container name → image) identifies the pods of the template being rolled out; the
+/// rollout counts only while the workload's template still runs them.
 pub async fn rollout<K: Workload>(
-    client: kube::Client,
-    namespace: &str,
-    name: &str,
-    selector: &str,
+    target: Target<'_>,
     images: &BTreeMap<String, String>,
     timeout: Duration,
-    label: &str,
-) -> Result<K, String> {
+    abort: &Abort,
+) -> Result<K, WaitError> {
+    let Target {
+        client,
+        namespace,
+        name,
+        selector,
+        label,
+    } = target;
     let started = Instant::now();
     let deadline = started + timeout;
     let key = ObjectRef::<K>::new(name).within(namespace);
@@ -48,11 +97,11 @@ pub async fn rollout<K: Workload>(
     )
     .default_backoff()
     .reflect(workload_writer)
-    .map(|e| e.err().map(|e| e.to_string()));
+    .map(|e| e.err());
     let pod_events = watcher(pods_api, watcher::Config::default().labels(selector))
         .default_backoff()
         .reflect(pod_writer)
-        .map(|e| e.err().map(|e| e.to_string()));
+        .map(|e| e.err());
     let mut events = std::pin::pin!(stream::select(workload_events, pod_events));
 
     let mut first_seen: HashMap<(String, String, String), Instant> = HashMap::new();
@@ -61,9 +110,16 @@ pub async fn rollout<K: Workload>(
     loop {
         let now = Instant::now();
         if let Some(workload) = workloads.get(&key) {
+            let template = workload.template().and_then(|t| t.spec.as_ref());
+            if !template.is_some_and(|spec| pods::spec_runs(spec, images)) {
+                let now = template.map(|spec| pods::images_of(spec, images));
+                return Err(WaitError::Replaced(
+                    now.unwrap_or_else(|| "no pod template".into()),
+                ));
+            }
             match workload.rollout() {
                 Rollout::Complete => return Ok((*workload).clone()),
-                Rollout::Failed(reason) => return Err(reason),
+                Rollout::Failed(reason) => return Err(WaitError::Failed(reason)),
                 Rollout::Waiting(line) => {
                     if line != last_line {
                         eprintln!("{label}: {line}, {}s", started.elapsed().as_secs());
@@ -87,35 +143,59 @@ pub async fn rollout<K: Workload>(
                 now
             });
             if now >= since + FAILURE_GRACE {
-                return Err(problem.to_string());
+                return Err(WaitError::Failed(problem.to_string()));
             }
             wake = wake.min(since + FAILURE_GRACE);
         }
-        if now >= deadline {
-            let state = if last_line.is_empty() {
-                "no status yet".into()
+        let state = || {
+            if last_line.is_empty() {
+                "no status yet".to_string()
             } else {
-                last_line
-            };
-            return Err(format!(
-                "timed out after {}: {state}",
-                humantime::format_duration(timeout)
-            ));
+                last_line.clone()
+            }
+        };
+        if now >= deadline {
+            return Err(WaitError::Failed(format!(
+                "timed out after {}: {}",
+                humantime::format_duration(timeout),
+                state()
+            )));
         }
 
         tokio::select! {
             event = events.next() => match event {
-                // Watch errors are retried by the backoff; say so once per distinct error so an
-                // API server restart is visible in the log without flooding it.
-                Some(Some(error)) if error != last_watch_error => {
-                    eprintln!("{label}: watch interrupted ({error}); reconnecting");
-                    last_watch_error = error;
+                Some(Some(error)) => {
+                    if let Some(refusal) = refusal(&error) {
+                        return Err(WaitError::Refused(refusal));
+                    }
+                    // Other watch errors are retried by the backoff; say so once per distinct
+                    // error so an API server restart is visible without flooding the log.
+                    let error = error.to_string();
+                    if error != last_watch_error {
+                        eprintln!("{label}: watch interrupted ({error}); reconnecting");
+                        last_watch_error = error;
+                    }
                 }
                 Some(None) => last_watch_error.clear(),
-                Some(Some(_)) => {}
-                None => return Err("the watch ended unexpectedly".into()),
+                None => return Err(WaitError::Failed("the watch ended unexpectedly".into())),
             },
+            signal = abort.requested() => {
+                return Err(WaitError::Aborted { signal, state: state() });
+            }
             _ = tokio::time::sleep_until(wake) => {}
         }
     }
+}
+
+/// The API server's refusal (401, 403) inside a watch error, rendered with the fix; `None` for
+/// the faults worth retrying.
+fn refusal(error: &watcher::Error) -> Option<String> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status,
+        watcher::Error::WatchError(status) => status,
+        _ => return None,
+    };
+    matches!(status.code, 401 | 403).then(|| super::cluster::describe_status(status))
 }

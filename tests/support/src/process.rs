@@ -127,7 +127,7 @@ impl Server {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped child.
     unsafe {
         libc::kill(pid as libc::pid_t, sig);

@@ -9,6 +9,7 @@
 
 mod fixture;
 mod proxy;
+mod storage;
 mod token;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -27,6 +28,7 @@ use crate::process::Server;
 
 pub use fixture::{ImageSpec, Layout, Platform};
 pub use proxy::{Fault, Times};
+pub use storage::{Seen, StorageHost};
 
 /// Every manifest media type, as any client following a tag must accept.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
@@ -280,6 +282,36 @@ impl Registry {
         );
     }
 
+    /// A second server on another port, standing in for the storage host ghcr.io redirects blob
+    /// GETs to: it serves `<name>`'s content from the registry with a credential of its own (as
+    /// a signed URL would carry one) and records every request it receives, headers included.
+    /// Point [`Fault::Redirect`] at its address.
+    pub fn storage_host(&self, name: &str) -> StorageHost {
+        let authorization = self.admin_authorization(name);
+        self.runtime.block_on(StorageHost::start(
+            self.process.addr,
+            http_client(),
+            authorization,
+        ))
+    }
+
+    /// The `Authorization` value that lets the test itself read and write `<name>`.
+    fn admin_authorization(&self, name: &str) -> Option<HeaderValue> {
+        let value = match &self.mode {
+            Mode::Open => return None,
+            Mode::Basic(c) => {
+                use base64::Engine as _;
+                let pair = format!("{}:{}", c.username, c.password);
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+            Mode::Token(server) => format!("Bearer {}", server.admin_token(name)),
+        };
+        Some(HeaderValue::from_str(&value).expect("header"))
+    }
+
     /// One request on `/v2/<name>/manifests/<reference>` straight to the registry, with whatever
     /// credential its mode wants.
     fn direct(&self, method: Method, name: &str, reference: &str) -> reqwest::Response {
@@ -291,14 +323,8 @@ impl Registry {
             .http
             .request(method, url)
             .header(ACCEPT, MANIFEST_TYPES);
-        match &self.mode {
-            Mode::Open => {}
-            Mode::Basic(c) => req = req.basic_auth(&c.username, Some(&c.password)),
-            Mode::Token(server) => {
-                let token = server.admin_token(name);
-                let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
-                req = req.header(AUTHORIZATION, value);
-            }
+        if let Some(value) = self.admin_authorization(name) {
+            req = req.header(AUTHORIZATION, value);
         }
         // reqwest arms its timeout when the request is sent, which needs the runtime's context.
         self.runtime

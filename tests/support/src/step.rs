@@ -1,9 +1,11 @@
 //! Running the resource's built binaries the way Concourse does: request JSON on stdin, the
 //! step's directory as argv[1], result JSON on stdout, logs on stderr.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+pub use libc::{SIGINT, SIGTERM};
 
 /// What one step printed and how it ended.
 #[derive(Debug)]
@@ -85,24 +87,200 @@ pub fn run(
 
 /// Runs `binary` with raw text on stdin (for malformed-input tests).
 pub fn run_raw(binary: &str, dir: Option<&Path>, stdin: &str, env: &[(&str, &str)]) -> StepResult {
-    let mut child = Command::new(binary)
-        .args(dir)
-        .envs(env.iter().copied())
+    finish(spawn(command(binary, dir, env), stdin))
+}
+
+/// Runs `binary` as in a pod with a service account: in a private mount namespace with a tmpfs
+/// over `/run` (and `/var/run`, where it is not a link to `/run`) holding `files` in
+/// `/var/run/secrets/kubernetes.io/serviceaccount`. That path belongs to the host — on a CI
+/// runner that is itself a pod, it holds the runner's own credentials — so the step gets its
+/// own view of it and the host's stays as it was.
+pub fn run_with_service_account(
+    binary: &str,
+    dir: &Path,
+    request: &serde_json::Value,
+    env: &[(&str, &str)],
+    files: &[(&str, &str)],
+) -> StepResult {
+    let staged = tempfile::tempdir().expect("tempdir");
+    for (name, content) in files {
+        std::fs::write(staged.path().join(name), content).expect("stage a service account file");
+    }
+    let script = r#"set -e
+mount -t tmpfs tmpfs /run
+[ -L /var/run ] || mount -t tmpfs tmpfs /var/run
+sa=/var/run/secrets/kubernetes.io/serviceaccount
+mkdir -p "$sa"
+cp "$1"/* "$sa"/
+shift
+exec "$@""#;
+    let mut command = Command::new("unshare");
+    // SAFETY: geteuid(2) only reads this process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        command.args(["--user", "--map-root-user"]);
+    }
+    command
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(staged.path())
+        .arg(binary)
+        .arg(dir)
+        .envs(env.iter().copied());
+    finish(spawn(command, &request.to_string()))
+}
+
+/// A finished step with what it cost.
+#[derive(Debug)]
+pub struct Measured {
+    pub result: StepResult,
+    pub elapsed: std::time::Duration,
+    /// Peak resident set size, from the kernel's accounting of the child (`ru_maxrss`).
+    pub peak_rss_bytes: u64,
+}
+
+/// Runs `binary` like [`run`], measuring its wall time and peak memory.
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child itself, to get its rusage"
+)]
+pub fn run_measured(
+    binary: &str,
+    dir: Option<&Path>,
+    request: &serde_json::Value,
+    env: &[(&str, &str)],
+) -> Measured {
+    let started = std::time::Instant::now();
+    let mut child = spawn(command(binary, dir, env), &request.to_string());
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    let _ = stdout.read_to_string(&mut out);
+    let pid = i32::try_from(child.id()).expect("a pid");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4(2) fills it and reaps our own child (whose
+    // `Child` handle is not waited on afterwards).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4");
+    let elapsed = started.elapsed();
+    Measured {
+        result: StepResult {
+            code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+            stdout: out,
+            stderr: err.join().expect("stderr reader"),
+        },
+        elapsed,
+        peak_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+    }
+}
+
+fn command(binary: &str, dir: Option<&Path>, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command.args(dir).envs(env.iter().copied());
+    command
+}
+
+/// Starts `command` with `stdin` written and closed, stdout and stderr piped.
+fn spawn(mut command: Command, stdin: &str) -> Child {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
     child
         .stdin
         .take()
         .expect("piped stdin")
         .write_all(stdin.as_bytes())
         .expect("write stdin");
+    child
+}
+
+fn finish(child: Child) -> StepResult {
     let output = child.wait_with_output().expect("wait for the step");
     StepResult {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A step still running, for tests that act while it works (restart a server, send a signal).
+pub struct Running {
+    child: Child,
+    stderr: BufReader<ChildStderr>,
+    /// stderr read so far.
+    log: String,
+}
+
+impl Running {
+    pub fn start(
+        binary: &str,
+        dir: Option<&Path>,
+        request: &serde_json::Value,
+        env: &[(&str, &str)],
+    ) -> Running {
+        let mut child = spawn(command(binary, dir, env), &request.to_string());
+        let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        Running {
+            child,
+            stderr,
+            log: String::new(),
+        }
+    }
+
+    /// Reads stderr until a line containing `needle`, and returns that line; panics with the
+    /// log if the step ends first.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let n = self.stderr.read_line(&mut line).expect("read stderr");
+            assert!(
+                n > 0,
+                "the step ended before printing {needle:?}:\n{}",
+                self.log
+            );
+            self.log.push_str(&line);
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends the step a real signal ([`SIGTERM`], as Concourse's worker does on an abort).
+    pub fn signal(&self, signal: i32) {
+        crate::process::signal(self.child.id(), signal);
+    }
+
+    /// Waits for the step to end and returns everything it printed.
+    pub fn finish(mut self) -> StepResult {
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).expect("read stderr");
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_to_string(&mut stdout)
+            .expect("read stdout");
+        let status = self.child.wait().expect("wait for the step");
+        StepResult {
+            code: status.code(),
+            stdout,
+            stderr: self.log + &rest,
+        }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! It exists only for what a healthy Distribution registry never does on its own: rate limiting
 //! (429 with `Retry-After`), transient 503s, answers without `Docker-Content-Digest` (as some
-//! registries and caching proxies send), and corrupted bodies. Everything else is forwarded
-//! unchanged, so the behaviour under test is the real server's. It also logs every request,
-//! which is how tests count the requests a `check` costs.
+//! registries and caching proxies send), corrupted bodies, redirects to another host (as ghcr.io
+//! answers blob GETs), and hostile or broken servers: silence, trickling, endless, truncated or
+//! invalid bodies, a `Content-Length` that lies. Everything else is forwarded unchanged, so the
+//! behaviour under test is the real server's. It also logs every request, which is how tests
+//! count the requests a `check` costs.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
 
 /// What the proxy does to one request instead of forwarding it faithfully.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +33,23 @@ pub enum Fault {
     StripDigest,
     /// Forward, then replace the body with bytes that are not what was asked for.
     Garbage,
+    /// Answer a request that carries `Authorization` with `307 Temporary Redirect` to the same
+    /// path and query on `host:port`; forward the others.
+    Redirect(SocketAddr),
+    /// Accept the request and never answer.
+    Hang,
+    /// Answer 200 at once, then send the body one byte a second.
+    Trickle,
+    /// Answer 200 with an endless body (no `Content-Length`): 1 GiB of JSON-looking bytes.
+    Huge,
+    /// Forward, then send half the body under the full `Content-Length` and close the connection.
+    Truncate,
+    /// Forward, then claim half the body's length in `Content-Length` (the rest is sent but
+    /// never belongs to the answer).
+    ShortLength,
+    /// Forward, then cut the body to half (invalid JSON) and drop `Docker-Content-Digest`, as a
+    /// broken cache would.
+    InvalidJson,
 }
 
 /// How many requests a fault applies to.
@@ -132,6 +153,34 @@ impl Proxy {
 /// Applies the scripted fault, if any, to one request.
 async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
     let fault = faults.next(req.uri().path());
+    match &fault {
+        // As ghcr.io does: only an authenticated request is sent on to storage; without a
+        // credential the registry's own 401 challenge comes back, so the client has one to leak.
+        Some(Fault::Redirect(to)) if req.headers().contains_key(header::AUTHORIZATION) => {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let location = format!("http://{to}{path}");
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response();
+        }
+        Some(Fault::Hang) => return std::future::pending().await,
+        Some(Fault::Trickle) => {
+            let bytes = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                Some((Ok::<_, std::io::Error>(Bytes::from_static(b"{")), ()))
+            });
+            return Body::from_stream(bytes).into_response();
+        }
+        Some(Fault::Huge) => {
+            const CHUNK: usize = 64 << 10;
+            let chunks = futures::stream::iter(0..(1usize << 30) / CHUNK)
+                .map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'['; CHUNK])));
+            return Body::from_stream(chunks).into_response();
+        }
+        _ => {}
+    }
     if let Some(Fault::Status {
         status,
         retry_after,
@@ -159,18 +208,47 @@ async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> 
             resp.headers_mut().remove(header::CONTENT_LENGTH);
             *resp.body_mut() = Body::from("<html>502 Bad Gateway</html>");
         }
+        Some(Fault::Truncate | Fault::ShortLength | Fault::InvalidJson) => {
+            let (mut parts, body) = resp.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let half = body.slice(..body.len() / 2);
+            // hyper honours a Content-Length set by hand: it sends no more than it says, and
+            // closes the connection when the body ends short of it.
+            let (length, sent) = match fault {
+                Some(Fault::Truncate) => (body.len(), half),
+                Some(Fault::ShortLength) => (half.len(), body),
+                _ => {
+                    parts.headers.remove("docker-content-digest");
+                    (half.len(), half)
+                }
+            };
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            // A pause, so hyper flushes what was sent before the stream ends (a short stream
+            // makes hyper close the connection).
+            let sent = futures::stream::iter([Ok::<_, std::io::Error>(sent)]).chain(
+                futures::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Ok(Bytes::new())
+                }),
+            );
+            return Response::from_parts(parts, Body::from_stream(sent));
+        }
         _ => {}
     }
     resp
 }
 
-struct Forwarder {
-    upstream: SocketAddr,
-    http: reqwest::Client,
+pub(super) struct Forwarder {
+    pub(super) upstream: SocketAddr,
+    pub(super) http: reqwest::Client,
 }
 
 /// Passes one request on to the registry and its answer back.
-async fn forward(forwarder: Arc<Forwarder>, req: Request) -> Response {
+pub(super) async fn forward(forwarder: Arc<Forwarder>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("http://{}{path}", forwarder.upstream);
