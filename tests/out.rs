@@ -681,11 +681,18 @@ fn without_access_reviews_a_refused_watch_fails_at_once_and_rolls_back() {
     }
 }
 
-/// Starts a put of a build whose pods never become ready, and returns it once it is waiting.
-fn put_in_progress(prefix: &str, n: u8, params: Value) -> (String, Running, tempfile::TempDir) {
+/// Starts a put of build `n` of the app, whose pods fail as `failure` says, to deployment/web
+/// (2 replicas of [`REPO`]`:v1` plus `extra_containers`); returns it once it is waiting.
+fn put_in_progress(
+    prefix: &str,
+    n: u8,
+    failure: PodFailure,
+    extra_containers: &str,
+    params: Value,
+) -> (String, Running, tempfile::TempDir) {
     let d = digest(n);
-    cp().fail_images(&format!("{REPO}@{d}"), PodFailure::NeverReady);
-    let ns = web(prefix, 2, &format!("{REPO}:v1"), "", "");
+    cp().fail_images(&format!("{REPO}@{d}"), failure);
+    let ns = web(prefix, 2, &format!("{REPO}:v1"), extra_containers, "");
     let mut params = params;
     params["digest"] = json!(d);
     params["timeout"] = json!("5m");
@@ -702,7 +709,8 @@ fn put_in_progress(prefix: &str, n: u8, params: Value) -> (String, Running, temp
 
 #[test]
 fn sigterm_mid_rollout_restores_the_patch_and_exits_at_once() {
-    let (ns, running, _dir) = put_in_progress("out-sigterm", 44, json!({}));
+    let (ns, running, _dir) =
+        put_in_progress("out-sigterm", 44, PodFailure::NeverReady, "", json!({}));
     assert_eq!(
         app_image(&ns, "deploy/web"),
         format!("{REPO}@{}", digest(44))
@@ -728,8 +736,13 @@ fn sigterm_mid_rollout_restores_the_patch_and_exits_at_once() {
 
 #[test]
 fn sigint_without_rollback_leaves_the_patch_and_says_so() {
-    let (ns, running, _dir) =
-        put_in_progress("out-sigint", 45, json!({"rollback_on_failure": false}));
+    let (ns, running, _dir) = put_in_progress(
+        "out-sigint",
+        45,
+        PodFailure::NeverReady,
+        "",
+        json!({"rollback_on_failure": false}),
+    );
     let signalled = Instant::now();
     running.signal(SIGINT);
     let result = running.finish();
@@ -751,17 +764,8 @@ fn sigint_without_rollback_leaves_the_patch_and_says_so() {
 /// and its rollback leaves their image alone.
 #[test]
 fn a_competing_image_change_fails_the_put_and_is_never_rolled_back() {
-    let bad = digest(46);
-    cp().fail_images(&format!("{REPO}@{bad}"), PodFailure::CrashLoop);
-    let ns = web("out-compete", 2, &format!("{REPO}:v1"), "", "");
-    let dir = tempfile::tempdir().unwrap();
-    let mut running = Running::start(
-        OUT,
-        Some(dir.path()),
-        &json!({"source": source(&ns), "params": {"digest": bad, "timeout": "5m"}}),
-        &[],
-    );
-    running.wait_for_line(" updated, ");
+    let (ns, running, _dir) =
+        put_in_progress("out-compete", 46, PodFailure::CrashLoop, "", json!({}));
     let theirs = format!("{REPO}:v3");
     cp().kubectl_ok(&[
         "-n",
@@ -791,17 +795,8 @@ fn a_competing_image_change_fails_the_put_and_is_never_rolled_back() {
 /// rollback puts back only the image this put changed, and keeps their change.
 #[test]
 fn the_rollback_keeps_someone_elses_change_to_the_template() {
-    let bad = digest(47);
-    cp().fail_images(&format!("{REPO}@{bad}"), PodFailure::CrashLoop);
-    let ns = web("out-keep", 1, &format!("{REPO}:v1"), SIDECAR, "");
-    let dir = tempfile::tempdir().unwrap();
-    let mut running = Running::start(
-        OUT,
-        Some(dir.path()),
-        &json!({"source": source(&ns), "params": {"digest": bad, "timeout": "5m"}}),
-        &[],
-    );
-    running.wait_for_line(" updated, ");
+    let (ns, running, _dir) =
+        put_in_progress("out-keep", 47, PodFailure::CrashLoop, SIDECAR, json!({}));
     cp().kubectl_ok(&[
         "-n",
         &ns,
