@@ -37,6 +37,8 @@ RUN target="$(uname -m)-unknown-linux-musl" \
 FROM ${BINARIES} AS binaries
 
 FROM scratch
+# Cargo.toml's version, which the binaries report on their first stderr line; release.yml refuses
+# a tag that differs from it.
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/werdnum/image-rollout-resource

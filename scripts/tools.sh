@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the Go-built tools the tests and the demo need: etcd, the Kubernetes control
-# plane and kubectl, kwok, and crane (benchmark peer). Each comes from a pinned wrapper module under
+# plane and kubectl, kwok, crane (benchmark peer), cosign (signs test images) and actionlint
+# (validates the GitHub workflows). Each comes from a pinned wrapper module under
 # tests/support/tools/<name>/ (go.mod + go.sum), so the build is reproducible from the Go module proxy.
 #
 # Binaries are cached outside the checkout, keyed by a hash of the wrapper module and the Go
@@ -53,6 +54,8 @@ done
 build etcd "" go.etcd.io/etcd/server/v3
 build kwok "" sigs.k8s.io/kwok/cmd/kwok
 build crane "" github.com/google/go-containerregistry/cmd/crane
+build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
+build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
 build kubernetes "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 log "tools ready in $bin"

@@ -4,13 +4,23 @@ use crate::config::{CheckRequest, Digest, Source, Version};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::registry::manifest::{self, Manifest};
+use crate::verify::{Rejected, Verifier};
 
 /// Lists the versions Concourse should record, oldest first.
 ///
 /// - no version given: `[current]`; the tag does not exist: `[]`;
 /// - the given version is current: `[current]`;
 /// - otherwise `[given, current]` while the given digest still exists, else `[current]`.
+///
+/// With `source.verify`, a digest without an acceptable signature is left out (one stderr line
+/// says why), so it never triggers a deploy.
 pub async fn check(request: CheckRequest) -> Result<Vec<Version>> {
+    let verifier = request
+        .source
+        .verify
+        .as_ref()
+        .map(Verifier::new)
+        .transpose()?;
     let registry = Registry::new(&request.source)?;
     let Some(current) = current_digest(&registry, &request.source).await? else {
         eprintln!(
@@ -30,7 +40,20 @@ pub async fn check(request: CheckRequest) -> Result<Vec<Version>> {
         versions.push(given);
     }
     versions.push(Version { digest: current });
-    Ok(versions)
+    let Some(verifier) = verifier else {
+        return Ok(versions);
+    };
+    let mut verified = Vec::with_capacity(versions.len());
+    for version in versions {
+        match verifier.verify(&registry, &version.digest).await? {
+            Ok(()) => verified.push(version),
+            Err(Rejected(reason)) => eprintln!(
+                "skipping {}@{}: {reason}",
+                request.source.repository, version.digest
+            ),
+        }
+    }
+    Ok(verified)
 }
 
 /// The digest `source.tag` points at now: the manifest (or index) digest, or with

@@ -40,6 +40,8 @@ pub struct Source {
     /// Extra PEM CA certificates trusted for the registry and its token realm.
     #[serde(default)]
     pub ca_certs: Vec<Certificates>,
+    /// Deploy only digests with a cosign signature this accepts (see [`Verify`]).
+    pub verify: Option<Verify>,
 
     // Cluster keys: only `out` uses them; `check` and `in` accept and ignore them so that one
     // `source:` block serves all three steps. The first four may be overridden in `params`.
@@ -57,6 +59,31 @@ pub struct Source {
     pub certificate_authority: Option<Certificates>,
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,
+}
+
+/// `source.verify`: whose cosign signatures make a digest deployable. A digest passes when one
+/// signature on it verifies with one of `public_keys`, or is a keyless signature matching
+/// `keyless`. Nothing is fetched from Sigstore: keys and the trusted root come in as data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// PEM public keys (`cosign.pub`, ECDSA P-256 or P-384).
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    pub keyless: Option<Keyless>,
+}
+
+/// Keyless (Fulcio certificate) signatures: who must have signed, as the certificate says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keyless {
+    /// The certificate's subject alternative name, exactly: for GitHub Actions the workflow,
+    /// `https://github.com/OWNER/REPO/.github/workflows/FILE.yml@refs/heads/main`.
+    pub identity: String,
+    /// The OIDC issuer, exactly: `https://token.actions.githubusercontent.com` for GitHub Actions.
+    pub issuer: String,
+    /// The text of Sigstore's `trusted_root.json` (Fulcio CAs and Rekor keys).
+    pub trusted_root: String,
 }
 
 fn default_tag() -> String {

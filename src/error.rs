@@ -62,6 +62,12 @@ pub enum Error {
         message: String,
     },
 
+    /// `source.verify` does not accept any signature on the digest.
+    #[error(
+        "source.verify: refusing {reference}: {reason}; sign it (cosign sign) with a key or identity source.verify accepts"
+    )]
+    Unverified { reference: String, reason: String },
+
     /// A file `in`/`out` reads or writes.
     #[error("{path}: {message}")]
     File { path: String, message: String },

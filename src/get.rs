@@ -20,6 +20,7 @@ pub async fn get(request: InRequest, dir: &Path) -> Result<StepOutput> {
     let source = &request.source;
     let registry = Registry::new(source)?;
     let digest = request.version.digest;
+    crate::verify::require(source, &registry, &digest).await?;
     let top = fetch(&registry, &digest).await?;
 
     let mut metadata = vec![

@@ -11,6 +11,10 @@ pub mod get;
 pub mod pem;
 pub mod protocol;
 pub mod registry;
+pub mod verify;
+
+/// The version the steps report on their first stderr line (and the image's label).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use check::check;
 pub use config::{CheckRequest, Digest, InRequest, OutRequest, Source, Version};

@@ -73,6 +73,8 @@ where
     // Both reqwest and kube speak rustls; pin one crypto provider for the process so neither has
     // to guess (and so no second provider is linked in). Failing means one is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // `--version` is not part of the protocol, so the version goes where a build log shows it.
+    eprintln!("{}", version_line());
 
     let mut input = String::new();
     std::io::stdin()
@@ -89,6 +91,16 @@ where
     let json = serde_json::to_string(&result).expect("result types serialize");
     println!("{json}");
     Ok(())
+}
+
+/// `image-rollout-resource 0.1.0 check`: the first line every step prints on stderr.
+pub fn version_line() -> String {
+    let step = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    format!("image-rollout-resource {} {step}", crate::VERSION)
 }
 
 /// The step's directory (argv[1]) that `in` and `out` need.

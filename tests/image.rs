@@ -20,6 +20,8 @@ const BINARIES: [&str; 3] = ["check", "in", "out"];
 /// and buildah count (10^6 bytes).
 const MAX_IMAGE_BYTES: u64 = 15_000_000;
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// What the binaries report and the release labels the image with.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -280,7 +282,7 @@ fn buildah_builds_the_dockerfile_into_a_working_image() {
         "--build-arg",
         &format!("BINARIES={binaries_tag}"),
         "--build-arg",
-        "VERSION=9.9.9-test",
+        &format!("VERSION={VERSION}"),
         "--build-arg",
         &format!("REVISION={revision}"),
         "--tag",
@@ -294,7 +296,7 @@ fn buildah_builds_the_dockerfile_into_a_working_image() {
         serde_json::from_str(&buildah_ok(&["inspect", "--type", "image", tag])).unwrap();
     let config = &inspect["OCIv1"]["config"];
     let label = |key: &str| config["Labels"][format!("org.opencontainers.image.{key}")].clone();
-    assert_eq!(label("version"), "9.9.9-test");
+    assert_eq!(label("version"), VERSION);
     assert_eq!(label("revision"), revision);
     assert!(
         label("source")
@@ -349,6 +351,12 @@ fn buildah_builds_the_dockerfile_into_a_working_image() {
         };
         assert_eq!(result.code, Some(1), "{name}: {result:?}");
         assert!(result.stdout.is_empty(), "{name}: {result:?}");
+        // The label and the binaries report the same version (release.yml passes Cargo.toml's).
+        assert_eq!(
+            result.stderr.lines().next(),
+            Some(format!("image-rollout-resource {VERSION} {name}").as_str()),
+            "{name}: {result:?}"
+        );
         assert!(
             result
                 .stderr

@@ -122,14 +122,7 @@ fn app_image(namespace: &str, object: &str) -> String {
 }
 
 fn rollout_status(namespace: &str, object: &str) {
-    cp().kubectl_ok(&[
-        "-n",
-        namespace,
-        "rollout",
-        "status",
-        object,
-        "--timeout=120s",
-    ]);
+    cp().rollout_status(namespace, object);
 }
 
 #[test]

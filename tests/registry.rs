@@ -24,11 +24,7 @@ fn source(registry: &Registry, name: &str) -> Value {
 }
 
 fn check(source: &Value, version: Option<&str>) -> StepResult {
-    let mut request = json!({ "source": source });
-    if let Some(digest) = version {
-        request["version"] = json!({ "digest": digest });
-    }
-    step::run(CHECK, None, &request, &[])
+    step::check(CHECK, source, version)
 }
 
 /// The digests a successful `check` printed, oldest first.

@@ -120,6 +120,9 @@ async fn prepare(
     // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
     let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
     let digest = resolve_digest(source, params, dir).await?;
+    if source.verify.is_some() {
+        crate::verify::require(source, &Registry::new(source)?, &digest).await?;
+    }
     access::review(&cluster, &workloads, wait).await?;
     Ok((workloads, digest, cluster))
 }

@@ -372,6 +372,18 @@ impl ControlPlane {
         checked(args, self.kubectl(args))
     }
 
+    /// `kubectl rollout status` of `object` (`deploy/web`), up to two minutes; panics on failure.
+    pub fn rollout_status(&self, namespace: &str, object: &str) {
+        self.kubectl_ok(&[
+            "-n",
+            namespace,
+            "rollout",
+            "status",
+            object,
+            "--timeout=120s",
+        ]);
+    }
+
     /// `kubectl apply -n <namespace> -f -` with `yaml` on stdin; panics on failure.
     pub fn apply(&self, namespace: &str, yaml: &str) {
         self.kubectl_stdin(&["apply", "-n", namespace, "-f", "-"], yaml);

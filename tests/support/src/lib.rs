@@ -3,11 +3,13 @@
 //! of the real one.
 
 pub mod cluster;
+pub mod cosign;
 pub mod process;
 pub mod registry;
 pub mod step;
 
-/// Where `scripts/tools.sh` caches the Go-built tools (etcd, Kubernetes, kwok, crane).
+/// Where `scripts/tools.sh` caches the Go-built tools (etcd, Kubernetes, kwok, crane, cosign,
+/// actionlint).
 pub fn tools_bin() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("IRR_TOOLS_BIN") {
         return std::path::PathBuf::from(dir);

@@ -75,6 +75,15 @@ impl StepResult {
     }
 }
 
+/// Runs the `check` binary for `source`, from `version` (a digest) if given.
+pub fn check(binary: &str, source: &serde_json::Value, version: Option<&str>) -> StepResult {
+    let mut request = serde_json::json!({ "source": source });
+    if let Some(digest) = version {
+        request["version"] = serde_json::json!({ "digest": digest });
+    }
+    run(binary, None, &request, &[])
+}
+
 /// Runs `binary` with `request` on stdin, `dir` (if any) as its argument and extra `env`.
 pub fn run(
     binary: &str,

@@ -141,6 +141,30 @@ impl Layout {
         layout
     }
 
+    /// One manifest whose layers are `(media type, blob, annotations)`, with an empty config:
+    /// the shape of artifacts such as a cosign signature image.
+    pub fn artifact(layers: &[(&str, &[u8], Value)]) -> Layout {
+        let mut layout = Layout::empty();
+        let layers: Vec<Value> = layers
+            .iter()
+            .map(|(media_type, bytes, annotations)| {
+                let mut descriptor = layout.blob(media_type, bytes);
+                descriptor["annotations"] = annotations.clone();
+                descriptor
+            })
+            .collect();
+        let config = layout.blob(OCI_CONFIG, b"{}");
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        let manifest = layout.blob(OCI_MANIFEST, &json_bytes(&manifest));
+        layout.finish(manifest);
+        layout
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

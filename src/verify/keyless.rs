@@ -1,0 +1,478 @@
+//! Keyless (Sigstore "public good" or private Fulcio/Rekor) signatures, verified offline.
+//!
+//! A keyless signature is made with a short-lived key whose Fulcio certificate names the signer
+//! (subject alternative name) and the OIDC issuer that vouched for it. The certificate is valid
+//! for ten minutes, so the proof that the signature was made while it was valid is the Rekor
+//! bundle: the log's signed entry timestamp (SET) over the entry and its `integratedTime`. What is
+//! checked, in order:
+//!
+//! 1. the signature verifies with the certificate's key;
+//! 2. the bundle's SET verifies with a Rekor key of the trusted root (chosen by its log id);
+//! 3. the logged entry (`hashedrekord`) is this signature, this certificate and this payload;
+//! 4. the certificate chains to a Fulcio CA of the trusted root, for code signing, at the
+//!    logged time;
+//! 5. its identity and issuer are exactly the configured ones.
+//!
+//! Not checked: the certificate's embedded SCT (Fulcio's certificate-transparency receipt) and
+//! Rekor inclusion proofs, which need the CT log's keys and a checkpoint; the SET is Rekor's
+//! signed promise of inclusion, which is what cosign itself checks offline.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use super::{PublicKey, der};
+use crate::config::Keyless;
+use crate::error::{Error, Result};
+
+/// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), the usage Fulcio issues for.
+const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+
+/// `source.verify.keyless` with its trusted root decoded.
+#[derive(Debug)]
+pub struct KeylessPolicy {
+    identity: String,
+    issuer: String,
+    /// Each CA's chain, DER, leaf-most first; the last one is the trust anchor.
+    authorities: Vec<Vec<Vec<u8>>>,
+    /// Rekor logs: key id (SHA-256 of the key's DER) and key.
+    logs: Vec<(Vec<u8>, PublicKey)>,
+}
+
+/// The parts of Sigstore's `trusted_root.json` (protobuf-specs `TrustedRoot`) used here.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedRoot {
+    #[serde(default)]
+    tlogs: Vec<TransparencyLog>,
+    #[serde(default)]
+    certificate_authorities: Vec<CertificateAuthority>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransparencyLog {
+    public_key: RawBytes,
+    log_id: LogId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogId {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateAuthority {
+    cert_chain: CertChain,
+}
+
+#[derive(Deserialize)]
+struct CertChain {
+    certificates: Vec<RawBytes>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` annotation.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RekorBundle {
+    signed_entry_timestamp: String,
+    payload: RekorPayload,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RekorPayload {
+    body: String,
+    integrated_time: i64,
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+/// The `hashedrekord` v0.0.1 entry Rekor logged.
+#[derive(Deserialize)]
+struct Entry {
+    kind: String,
+    spec: EntrySpec,
+}
+
+#[derive(Deserialize)]
+struct EntrySpec {
+    data: EntryData,
+    signature: EntrySignature,
+}
+
+#[derive(Deserialize)]
+struct EntryData {
+    hash: EntryHash,
+}
+
+#[derive(Deserialize)]
+struct EntryHash {
+    algorithm: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntrySignature {
+    content: String,
+    public_key: EntryKey,
+}
+
+#[derive(Deserialize)]
+struct EntryKey {
+    content: String,
+}
+
+impl KeylessPolicy {
+    pub fn new(config: &Keyless) -> Result<KeylessPolicy> {
+        let bad = |message: String| Error::Config {
+            key: "source.verify.keyless.trusted_root",
+            message,
+        };
+        let root: TrustedRoot = serde_json::from_str(&config.trusted_root).map_err(|e| {
+            bad(format!(
+                "not a Sigstore trusted_root.json ({e}); give the file's contents"
+            ))
+        })?;
+        let decode = |b64: &str| {
+            BASE64
+                .decode(b64)
+                .map_err(|_| bad("a rawBytes/keyId value is not base64".into()))
+        };
+        let mut authorities = Vec::new();
+        for ca in &root.certificate_authorities {
+            let chain = (ca.cert_chain.certificates.iter())
+                .map(|c| decode(&c.raw_bytes))
+                .collect::<Result<Vec<_>>>()?;
+            if !chain.is_empty() {
+                authorities.push(chain);
+            }
+        }
+        // Keys of other kinds (Rekor v2's Ed25519) cannot have signed a cosign bundle's SET.
+        let mut logs = Vec::new();
+        for log in &root.tlogs {
+            if let Ok(key) = PublicKey::from_spki(&decode(&log.public_key.raw_bytes)?) {
+                logs.push((decode(&log.log_id.key_id)?, key));
+            }
+        }
+        if authorities.is_empty() || logs.is_empty() {
+            return Err(bad(
+                "it has no certificate authority or no ECDSA transparency log; keyless verification needs both".into(),
+            ));
+        }
+        for (key, value) in [("identity", &config.identity), ("issuer", &config.issuer)] {
+            if value.trim().is_empty() {
+                return Err(Error::Config {
+                    key: if key == "identity" {
+                        "source.verify.keyless.identity"
+                    } else {
+                        "source.verify.keyless.issuer"
+                    },
+                    message: "must not be empty".into(),
+                });
+            }
+        }
+        Ok(KeylessPolicy {
+            identity: config.identity.clone(),
+            issuer: config.issuer.clone(),
+            authorities,
+            logs,
+        })
+    }
+
+    /// Whether one keyless signature layer is acceptable (see the module comment for the steps).
+    pub fn accepts(
+        &self,
+        payload: &[u8],
+        signature: &[u8],
+        certificate_pem: &str,
+        chain_pem: Option<&str>,
+        bundle: Option<&str>,
+    ) -> Result<(), String> {
+        let leaf = CertificateDer::from_pem_slice(certificate_pem.as_bytes())
+            .map_err(|_| "its certificate annotation is not a PEM certificate")?;
+        let fields =
+            der::certificate(&leaf).map_err(|e| format!("cannot read its certificate: {e}"))?;
+        let key =
+            PublicKey::from_spki(fields.spki).map_err(|e| format!("its certificate's key: {e}"))?;
+        if !key.verifies(payload, signature) {
+            return Err("the signature does not verify with its certificate's key".into());
+        }
+        let bundle = bundle.ok_or(
+            "it has no Rekor bundle, so nothing proves it was made while its certificate was valid",
+        )?;
+        let logged_at = self.check_bundle(bundle, payload, signature, &leaf)?;
+        self.check_chain(&leaf, chain_pem, logged_at)?;
+
+        let issuer = fields.issuer.as_deref().unwrap_or("(none)");
+        if fields.identities.contains(&self.identity) && issuer == self.issuer {
+            Ok(())
+        } else {
+            Err(format!(
+                "signed by `{}` (issuer `{issuer}`), not by source.verify.keyless's `{}` (issuer `{}`)",
+                fields.identities.join(", "),
+                self.identity,
+                self.issuer
+            ))
+        }
+    }
+
+    /// Verifies the SET and that the logged entry is this signature; returns the logged time.
+    fn check_bundle(
+        &self,
+        bundle: &str,
+        payload: &[u8],
+        signature: &[u8],
+        leaf: &[u8],
+    ) -> Result<u64, String> {
+        let bundle: RekorBundle =
+            serde_json::from_str(bundle).map_err(|e| format!("its Rekor bundle: {e}"))?;
+        let p = &bundle.payload;
+        let log_id = hex::decode(&p.log_id).map_err(|_| "its Rekor bundle's logID is not hex")?;
+        let (_, log_key) = self
+            .logs
+            .iter()
+            .find(|(id, _)| *id == log_id)
+            .ok_or("its Rekor bundle is from a log the trusted root does not list")?;
+        // The SET signs the canonical JSON (RFC 8785: sorted keys, no spaces) of the payload.
+        let canonical = format!(
+            "{{\"body\":{},\"integratedTime\":{},\"logID\":{},\"logIndex\":{}}}",
+            serde_json::Value::from(p.body.as_str()),
+            p.integrated_time,
+            serde_json::Value::from(p.log_id.as_str()),
+            p.log_index
+        );
+        let set = BASE64
+            .decode(&bundle.signed_entry_timestamp)
+            .map_err(|_| "its Rekor bundle's SET is not base64")?;
+        if !log_key.verifies(canonical.as_bytes(), &set) {
+            return Err("its Rekor bundle's signed entry timestamp does not verify".into());
+        }
+
+        let body = BASE64
+            .decode(&p.body)
+            .map_err(|_| "its Rekor entry is not base64")?;
+        let entry: Entry = serde_json::from_slice(&body)
+            .map_err(|e| format!("its Rekor entry is not a hashedrekord ({e})"))?;
+        let logged_key = BASE64
+            .decode(&entry.spec.signature.public_key.content)
+            .ok()
+            .and_then(|pem| CertificateDer::from_pem_slice(&pem).ok());
+        let matches = entry.kind == "hashedrekord"
+            && entry.spec.data.hash.algorithm == "sha256"
+            && entry.spec.data.hash.value == hex::encode(Sha256::digest(payload))
+            && BASE64.decode(&entry.spec.signature.content).ok().as_deref() == Some(signature)
+            && logged_key.as_deref() == Some(leaf);
+        if !matches {
+            return Err(
+                "its Rekor entry is about another signature, payload or certificate".into(),
+            );
+        }
+        u64::try_from(p.integrated_time).map_err(|_| "its Rekor time is negative".into())
+    }
+
+    /// The certificate chains to a trusted Fulcio CA, for code signing, at `logged_at`.
+    fn check_chain(
+        &self,
+        leaf: &[u8],
+        chain_pem: Option<&str>,
+        logged_at: u64,
+    ) -> Result<(), String> {
+        let mut intermediates: Vec<CertificateDer<'_>> = chain_pem
+            .map(|pem| {
+                CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .filter_map(|c| c.ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut anchors = Vec::new();
+        let roots: Vec<CertificateDer<'_>> = self
+            .authorities
+            .iter()
+            .filter_map(|chain| chain.last())
+            .map(|der| CertificateDer::from(der.as_slice()))
+            .collect();
+        for root in &roots {
+            if let Ok(anchor) = webpki::anchor_from_trusted_cert(root) {
+                anchors.push(anchor);
+            }
+        }
+        for chain in &self.authorities {
+            let below_root = &chain[..chain.len() - 1];
+            intermediates.extend(
+                below_root
+                    .iter()
+                    .map(|d| CertificateDer::from(d.as_slice())),
+            );
+        }
+        let leaf = CertificateDer::from(leaf);
+        let end_entity = webpki::EndEntityCert::try_from(&leaf)
+            .map_err(|e| format!("its certificate cannot be parsed ({e:?})"))?;
+        let algorithms = [
+            webpki::ring::ECDSA_P256_SHA256,
+            webpki::ring::ECDSA_P256_SHA384,
+            webpki::ring::ECDSA_P384_SHA256,
+            webpki::ring::ECDSA_P384_SHA384,
+        ];
+        end_entity
+            .verify_for_usage(
+                &algorithms,
+                &anchors,
+                &intermediates,
+                UnixTime::since_unix_epoch(Duration::from_secs(logged_at)),
+                webpki::KeyUsage::required(CODE_SIGNING),
+                None,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "its certificate does not chain to a certificate authority of the trusted root at the logged time ({e:?})"
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The recorded real keyless signature (tests/fixtures/keyless, provenance in its README),
+    //! and single-field tamperings of it, each of which must be refused for its own reason.
+    use super::*;
+
+    const MANIFEST: &str = include_str!("../../tests/fixtures/keyless/signature-manifest.json");
+    const PAYLOAD: &[u8] = include_bytes!("../../tests/fixtures/keyless/payload.json");
+    const ROOT: &str = include_str!("../../tests/fixtures/keyless/trusted_root.json");
+    const IDENTITY: &str = "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30";
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+    struct Recorded {
+        signature: Vec<u8>,
+        certificate: String,
+        chain: String,
+        bundle: String,
+    }
+
+    fn recorded() -> Recorded {
+        let manifest: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
+        let a = &manifest["layers"][0]["annotations"];
+        let text = |key: &str| a[key].as_str().unwrap().to_string();
+        Recorded {
+            signature: BASE64
+                .decode(text("dev.cosignproject.cosign/signature"))
+                .unwrap(),
+            certificate: text("dev.sigstore.cosign/certificate"),
+            chain: text("dev.sigstore.cosign/chain"),
+            bundle: text("dev.sigstore.cosign/bundle"),
+        }
+    }
+
+    fn policy(root: &str) -> KeylessPolicy {
+        KeylessPolicy::new(&Keyless {
+            identity: IDENTITY.into(),
+            issuer: ISSUER.into(),
+            trusted_root: root.into(),
+        })
+        .unwrap()
+    }
+
+    fn accepts(policy: &KeylessPolicy, r: &Recorded, payload: &[u8]) -> Result<(), String> {
+        policy.accepts(
+            payload,
+            &r.signature,
+            &r.certificate,
+            Some(&r.chain),
+            Some(&r.bundle),
+        )
+    }
+
+    #[test]
+    fn the_recorded_signature_verifies() {
+        assert_eq!(accepts(&policy(ROOT), &recorded(), PAYLOAD), Ok(()));
+    }
+
+    #[test]
+    fn without_the_chain_annotation_the_trusted_root_supplies_the_intermediate() {
+        let r = recorded();
+        let result =
+            policy(ROOT).accepts(PAYLOAD, &r.signature, &r.certificate, None, Some(&r.bundle));
+        assert_eq!(result, Ok(()));
+    }
+
+    #[test]
+    fn a_changed_payload_fails_the_signature() {
+        let mut payload = PAYLOAD.to_vec();
+        payload[100] ^= 1;
+        let err = accepts(&policy(ROOT), &recorded(), &payload).unwrap_err();
+        assert!(
+            err.contains("does not verify with its certificate's key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tampered_bundle_fails_the_signed_entry_timestamp() {
+        let mut r = recorded();
+        r.bundle = r.bundle.replace("1772216446", "1772216447");
+        let err = accepts(&policy(ROOT), &r, PAYLOAD).unwrap_err();
+        assert!(
+            err.contains("signed entry timestamp does not verify"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_bundle_is_refused() {
+        let r = recorded();
+        let err = policy(ROOT)
+            .accepts(PAYLOAD, &r.signature, &r.certificate, Some(&r.chain), None)
+            .unwrap_err();
+        assert!(err.contains("no Rekor bundle"), "{err}");
+    }
+
+    #[test]
+    fn a_root_without_that_log_or_ca_is_refused() {
+        let r = recorded();
+        let mut root: serde_json::Value = serde_json::from_str(ROOT).unwrap();
+        let key_id = root["tlogs"][0]["logId"]["keyId"].clone();
+        root["tlogs"][0]["logId"]["keyId"] = BASE64.encode([0u8; 32]).into();
+        let err = accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap_err();
+        assert!(
+            err.contains("from a log the trusted root does not list"),
+            "{err}"
+        );
+
+        // A CA that did not issue the certificate: this one's own leaf certificate as the "root".
+        root["tlogs"][0]["logId"]["keyId"] = key_id;
+        let leaf = CertificateDer::from_pem_slice(r.certificate.as_bytes()).unwrap();
+        root["certificateAuthorities"][0]["certChain"]["certificates"] =
+            json_certs(&[leaf.as_ref()]);
+        let err = policy(&root.to_string())
+            .accepts(PAYLOAD, &r.signature, &r.certificate, None, Some(&r.bundle))
+            .unwrap_err();
+        assert!(
+            err.contains("does not chain to a certificate authority"),
+            "{err}"
+        );
+    }
+
+    fn json_certs(ders: &[&[u8]]) -> serde_json::Value {
+        ders.iter()
+            .map(|d| serde_json::json!({"rawBytes": BASE64.encode(d)}))
+            .collect()
+    }
+}

@@ -1,0 +1,254 @@
+//! `source.verify`: a digest is deployable only if cosign signed it the way the pipeline expects.
+//!
+//! cosign stores the signatures of `repo@sha256:H` as the image `repo:sha256-H.sig`: one layer per
+//! signature, whose blob is the signed "simple signing" payload (JSON naming
+//! `critical.image.docker-manifest-digest`) and whose annotations carry the signature and, for
+//! keyless signatures, the Fulcio certificate, its chain and the Rekor bundle. A signature counts
+//! when its payload names exactly the digest in question and either one of the configured public
+//! keys verifies it or it is a keyless signature that [`keyless`] accepts.
+//!
+//! The cryptography is ring's (already linked for TLS) and rustls-webpki's certificate path
+//! validation; [`der`] reads the few certificate fields those do not expose.
+
+pub mod der;
+pub mod keyless;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+use rustls_pki_types::pem::PemObject as _;
+use serde::Deserialize;
+
+use crate::config::{Digest, Source, Verify};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::registry::manifest::{self, Manifest};
+use keyless::KeylessPolicy;
+
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+const CHAIN: &str = "dev.sigstore.cosign/chain";
+const BUNDLE: &str = "dev.sigstore.cosign/bundle";
+/// More signature layers than this is not a signature image a CI made; refuse to fetch them all.
+const MAX_SIGNATURES: usize = 32;
+
+/// `source.verify`, parsed and checked once per step.
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Vec<PublicKey>,
+    keyless: Option<KeylessPolicy>,
+}
+
+/// Why a digest is not deployable (as opposed to a registry that could not be asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+/// An ECDSA public key as ring verifies it: the curve's algorithm and the uncompressed point.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    algorithm: &'static ring::signature::EcdsaVerificationAlgorithm,
+    point: Vec<u8>,
+}
+
+impl PublicKey {
+    /// From a DER `SubjectPublicKeyInfo` (PEM `PUBLIC KEY`, a certificate's key, a Rekor key).
+    pub fn from_spki(spki: &[u8]) -> Result<PublicKey, String> {
+        let (curve, point) = der::ec_public_key(spki)?;
+        let algorithm = match curve {
+            der::Curve::P256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
+            der::Curve::P384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
+        };
+        Ok(PublicKey {
+            algorithm,
+            point: point.to_vec(),
+        })
+    }
+
+    /// Whether `signature` (DER, as cosign writes it) signs `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(self.algorithm, &self.point)
+            .verify(message, signature)
+            .is_ok()
+    }
+}
+
+impl Verifier {
+    /// Checks `source.verify` before anything touches the network, naming the bad key.
+    pub fn new(verify: &Verify) -> Result<Verifier> {
+        let keys = verify
+            .public_keys
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| {
+                let blocks: Vec<_> =
+                    SubjectPublicKeyInfoDer::pem_slice_iter(pem.as_bytes()).collect();
+                match blocks.as_slice() {
+                    [Ok(spki)] => PublicKey::from_spki(spki),
+                    _ => Err("expected exactly one PEM `PUBLIC KEY` block".into()),
+                }
+                .map_err(|e| Error::Config {
+                    key: "source.verify.public_keys",
+                    message: format!("entry {i}: {e} (the contents of cosign.pub)"),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let keyless = verify
+            .keyless
+            .as_ref()
+            .map(KeylessPolicy::new)
+            .transpose()?;
+        if keys.is_empty() && keyless.is_none() {
+            return Err(Error::Config {
+                key: "source.verify",
+                message:
+                    "give public_keys, keyless, or both; an empty verify block would accept nothing"
+                        .into(),
+            });
+        }
+        Ok(Verifier { keys, keyless })
+    }
+
+    /// Whether `digest` carries a signature this verifier accepts. `Err` only when the registry
+    /// could not be asked; a missing or bad signature is `Ok(Err(Rejected))`.
+    pub async fn verify(
+        &self,
+        registry: &Registry,
+        digest: &Digest,
+    ) -> Result<Result<(), Rejected>> {
+        let tag = signature_tag(digest);
+        let Some(fetched) = registry.manifest(&tag).await? else {
+            return Ok(Err(Rejected(format!(
+                "it has no cosign signature (no tag {tag})"
+            ))));
+        };
+        let invalid = |message: String| Error::InvalidResponse {
+            server: registry.name().host.clone(),
+            what: format!("signature manifest {tag}"),
+            message,
+        };
+        let Manifest::Image(image) = Manifest::parse(&fetched).map_err(invalid)? else {
+            return Ok(Err(Rejected(format!(
+                "{tag} is an index, not a cosign signature image"
+            ))));
+        };
+        let layers: Vec<_> = image
+            .layers()
+            .iter()
+            .filter(|l| l.media_type().to_string() == SIMPLE_SIGNING)
+            .collect();
+        if layers.is_empty() {
+            return Ok(Err(Rejected(format!("{tag} holds no cosign signature"))));
+        }
+        let mut reasons = Vec::new();
+        for (i, layer) in layers.iter().take(MAX_SIGNATURES).enumerate() {
+            let blob_digest = manifest::digest_of(layer).map_err(invalid)?;
+            let payload = registry.blob(&blob_digest).await?;
+            let annotations = layer.annotations().clone().unwrap_or_default();
+            match self.accepts(digest, &payload, &annotations) {
+                Ok(()) => return Ok(Ok(())),
+                Err(reason) => reasons.push(format!("signature {}: {reason}", i + 1)),
+            }
+        }
+        Ok(Err(Rejected(reasons.join("; "))))
+    }
+
+    /// One signature layer: its payload must name `digest`, and a key or the keyless policy
+    /// must vouch for it.
+    fn accepts(
+        &self,
+        digest: &Digest,
+        payload: &[u8],
+        annotations: &std::collections::HashMap<String, String>,
+    ) -> Result<(), String> {
+        let signed = signed_digest(payload)?;
+        if signed != digest.to_string() {
+            return Err(format!("its payload signs {signed}, not this digest"));
+        }
+        let signature = annotations
+            .get(SIGNATURE)
+            .ok_or("the layer has no signature annotation")?;
+        let signature = BASE64
+            .decode(signature.trim())
+            .map_err(|_| "the signature is not base64")?;
+        if let Some(certificate) = annotations.get(CERTIFICATE) {
+            let Some(policy) = &self.keyless else {
+                return Err(
+                    "a keyless (certificate) signature, and source.verify.keyless is not set"
+                        .into(),
+                );
+            };
+            return policy.accepts(
+                payload,
+                &signature,
+                certificate,
+                annotations.get(CHAIN).map(String::as_str),
+                annotations.get(BUNDLE).map(String::as_str),
+            );
+        }
+        if self.keys.is_empty() {
+            return Err("a key signature, and source.verify.public_keys is empty".into());
+        }
+        if self.keys.iter().any(|k| k.verifies(payload, &signature)) {
+            Ok(())
+        } else {
+            Err("not signed by any key in source.verify.public_keys".into())
+        }
+    }
+}
+
+/// What `in` and `out` call before acting on `digest`: nothing without `source.verify`, else a
+/// signature it accepts or [`Error::Unverified`]. They verify again what `check` verified because
+/// a version can reach them without `check` (`params.digest`, `fly check-resource --from`, a
+/// signature deleted since).
+pub async fn require(source: &Source, registry: &Registry, digest: &Digest) -> Result<()> {
+    let Some(verify) = &source.verify else {
+        return Ok(());
+    };
+    let reference = format!("{}@{digest}", source.repository);
+    match Verifier::new(verify)?.verify(registry, digest).await? {
+        Ok(()) => {
+            eprintln!("signature verified: {reference}");
+            Ok(())
+        }
+        Err(Rejected(reason)) => Err(Error::Unverified { reference, reason }),
+    }
+}
+
+/// The tag cosign stores the signatures of `digest` under.
+pub fn signature_tag(digest: &Digest) -> String {
+    digest.to_string().replacen(':', "-", 1) + ".sig"
+}
+
+/// `critical.image.docker-manifest-digest` of a simple-signing payload, after checking it is one.
+fn signed_digest(payload: &[u8]) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Payload {
+        critical: Critical,
+    }
+    #[derive(Deserialize)]
+    struct Critical {
+        image: Image,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Deserialize)]
+    struct Image {
+        #[serde(rename = "docker-manifest-digest")]
+        digest: String,
+    }
+    let payload: Payload = serde_json::from_slice(payload)
+        .map_err(|e| format!("the payload is not a cosign simple-signing document ({e})"))?;
+    // The type is what makes this a claim about an image and not some other signed JSON.
+    if !payload
+        .critical
+        .kind
+        .eq_ignore_ascii_case("cosign container image signature")
+    {
+        return Err(format!(
+            "the payload's type is `{}`, not a cosign container image signature",
+            payload.critical.kind
+        ));
+    }
+    Ok(payload.critical.image.digest)
+}

@@ -1,0 +1,403 @@
+//! `source.verify` against the real cosign CLI and a real registry on loopback: `check` emits only
+//! digests with an acceptable signature, `in` and `out` refuse the others, and `out` deploys the
+//! signed ones to a real control plane.
+//!
+//! Key signatures are made here with `cosign generate-key-pair` and `cosign sign
+//! --tlog-upload=false`. A keyless signature needs Fulcio, an OIDC identity and Rekor, which
+//! cannot be had offline, so the keyless tests use a recorded real one (GitHub Actions identity,
+//! public-good Sigstore; provenance in tests/fixtures/keyless/README.md) pushed to the loopback
+//! registry exactly as cosign stored it.
+
+use serde_json::{Value, json};
+use testbed::cluster::ControlPlane;
+use testbed::cosign::{Cosign, KeyPair};
+use testbed::registry::{Auth, ImageSpec, Layout, Registry};
+use testbed::step::{self, StepResult};
+
+const CHECK: &str = env!("CARGO_BIN_EXE_check");
+const IN: &str = env!("CARGO_BIN_EXE_in");
+const OUT: &str = env!("CARGO_BIN_EXE_out");
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keyless");
+/// The image the recorded keyless signature signs (an index on Docker Hub).
+const KEYLESS_REPO: &str = "salrashid123/server_image";
+const KEYLESS_DIGEST: &str =
+    "sha256:c05263d2ff654c3a94243662440913f045075d59c436e2c69e9145ec2b87a321";
+const KEYLESS_IDENTITY: &str = "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30";
+const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+fn source(registry: &Registry, name: &str, verify: Value) -> Value {
+    json!({"repository": registry.repository(name), "tag": "main", "insecure": true, "verify": verify})
+}
+
+fn keys(keys: &[&KeyPair]) -> Value {
+    json!({"public_keys": keys.iter().map(|k| k.public_pem.clone()).collect::<Vec<_>>()})
+}
+
+fn check(source: &Value, version: Option<&str>) -> StepResult {
+    step::check(CHECK, source, version)
+}
+
+fn versions(result: &StepResult) -> Vec<String> {
+    let list = result.json();
+    let list = list.as_array().expect("a list");
+    list.iter()
+        .map(|v| v["digest"].as_str().expect("digest").to_string())
+        .collect()
+}
+
+fn get(source: &Value, digest: &str) -> StepResult {
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "version": {"digest": digest}});
+    step::run(IN, Some(dir.path()), &request, &[])
+}
+
+/// Pushes a fresh image to `name:main`; returns its digest.
+fn push(registry: &Registry, name: &str, revision: &str) -> String {
+    registry.push(&Layout::image(&ImageSpec::new(revision)), name, "main")
+}
+
+/// `repo@digest` of `app` on `registry`, as cosign and the cluster name it.
+fn image(registry: &Registry, digest: &str) -> String {
+    format!("{}@{digest}", registry.repository("app"))
+}
+
+/// A registry whose `app:main` is a build signed with the key `ci` of a cosign home.
+struct Signed {
+    registry: Registry,
+    cosign: Cosign,
+    key: KeyPair,
+    digest: String,
+}
+
+fn signed_app(revision: &str) -> Signed {
+    let registry = Registry::start(Auth::Open);
+    let cosign = Cosign::new();
+    let key = cosign.generate_key_pair("ci");
+    let digest = push(&registry, "app", revision);
+    cosign.sign(&key, &image(&registry, &digest));
+    Signed {
+        registry,
+        cosign,
+        key,
+        digest,
+    }
+}
+
+#[test]
+fn check_emits_only_signed_digests_and_in_verifies_again() {
+    let Signed {
+        registry,
+        cosign,
+        key,
+        digest: signed,
+    } = signed_app("signed");
+    let image = |digest: &str| image(&registry, digest);
+    let source = source(&registry, "app", keys(&[&key]));
+
+    let first = check(&source, None);
+    assert_eq!(versions(&first), [signed.as_str()], "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .starts_with("image-rollout-resource 0.1.0 check\n"),
+        "the version is the first stderr line: {}",
+        first.stderr
+    );
+    assert!(get(&source, &signed).ok());
+
+    // The tag moves to an unsigned build: check keeps reporting the signed one only.
+    let unsigned = push(&registry, "app", "unsigned");
+    assert!(cosign.verifies(&key, &image(&signed)));
+    assert!(!cosign.verifies(&key, &image(&unsigned)), "cosign agrees");
+    let moved = check(&source, Some(&signed));
+    assert_eq!(versions(&moved), [signed.as_str()], "{}", moved.stderr);
+    let skipped: Vec<&str> = moved
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("skipping"))
+        .collect();
+    assert_eq!(
+        skipped,
+        [format!(
+            "skipping {}: it has no cosign signature (no tag {})",
+            image(&unsigned),
+            unsigned.replace(':', "-") + ".sig"
+        )],
+        "{}",
+        moved.stderr
+    );
+    // Defence in depth: `in` of the unsigned digest (a pinned version, `fly check-resource
+    // --from`) refuses too.
+    let line = get(&source, &unsigned).error_line();
+    assert!(
+        line.starts_with(&format!(
+            "error: source.verify: refusing {}: it has no cosign signature",
+            image(&unsigned)
+        )),
+        "{line}"
+    );
+
+    // Once CI signs it, the next check reports it.
+    cosign.sign(&key, &image(&unsigned));
+    assert_eq!(versions(&check(&source, Some(&signed))), [signed, unsigned]);
+}
+
+#[test]
+fn a_signature_by_another_key_is_refused() {
+    let registry = Registry::start(Auth::Open);
+    let cosign = Cosign::new();
+    let trusted = cosign.generate_key_pair("trusted");
+    let other = cosign.generate_key_pair("other");
+    let digest = push(&registry, "app", "other-key");
+    let image = format!("{}@{digest}", registry.repository("app"));
+    cosign.sign(&other, &image);
+    assert!(!cosign.verifies(&trusted, &image), "cosign agrees");
+
+    let only_trusted = source(&registry, "app", keys(&[&trusted]));
+    let result = check(&only_trusted, None);
+    assert_eq!(versions(&result), Vec::<String>::new());
+    assert!(
+        result.stderr.contains(&format!(
+            "skipping {image}: signature 1: not signed by any key in source.verify.public_keys"
+        )),
+        "{}",
+        result.stderr
+    );
+    let line = get(&only_trusted, &digest).error_line();
+    assert!(line.contains("not signed by any key"), "{line}");
+
+    // Any one of several keys is enough (key rotation).
+    let either = source(&registry, "app", keys(&[&trusted, &other]));
+    assert_eq!(versions(&check(&either, None)), [digest.as_str()]);
+    assert!(get(&either, &digest).ok());
+}
+
+#[test]
+fn a_valid_signature_whose_payload_names_another_digest_is_refused() {
+    let Signed {
+        registry,
+        cosign,
+        key,
+        digest: good,
+    } = signed_app("good");
+    let image = |digest: &str| image(&registry, digest);
+    // A genuine signature by the trusted key, copied onto another digest: the signature
+    // verifies, but what it vouches for is `good`.
+    let evil = push(&registry, "app", "evil");
+    cosign.sign_payload_of(&key, &image(&good), &image(&evil));
+    assert!(!cosign.verifies(&key, &image(&evil)), "cosign agrees");
+
+    let source = source(&registry, "app", keys(&[&key]));
+    let result = check(&source, Some(&good));
+    assert_eq!(versions(&result), [good.as_str()], "{}", result.stderr);
+    assert!(
+        result.stderr.contains(&format!(
+            "skipping {}: signature 1: its payload signs {good}, not this digest",
+            image(&evil)
+        )),
+        "{}",
+        result.stderr
+    );
+    let line = get(&source, &evil).error_line();
+    assert!(line.contains("its payload signs"), "{line}");
+}
+
+#[test]
+fn bad_verify_config_is_named_before_any_request() {
+    let registry = Registry::start(Auth::Open);
+    push(&registry, "app", "config");
+    for (verify, expected) in [
+        (
+            json!({}),
+            "error: source.verify: give public_keys, keyless, or both",
+        ),
+        (
+            json!({"public_keys": ["not a key"]}),
+            "error: source.verify.public_keys: entry 0: expected exactly one PEM `PUBLIC KEY` block",
+        ),
+        (
+            json!({"keyless": {"identity": "x", "issuer": "y", "trusted_root": "{"}}),
+            "error: source.verify.keyless.trusted_root: not a Sigstore trusted_root.json",
+        ),
+        (
+            json!({"public_keys": [], "keyles": {}}),
+            "error: invalid request: source.verify.keyles: unknown field `keyles`",
+        ),
+    ] {
+        let source = source(&registry, "app", verify);
+        let line = check(&source, None).error_line();
+        assert!(line.starts_with(expected), "{line}");
+        assert_eq!(registry.requests(), Vec::<String>::new(), "{line}");
+    }
+}
+
+/// The recorded keyless signature, pushed as cosign stored it (same payload blob and layer
+/// annotations; the config blob, which nothing reads, is an empty JSON object).
+fn push_keyless_signature(registry: &Registry) {
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{FIXTURE}/signature-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let payload = std::fs::read(format!("{FIXTURE}/payload.json")).unwrap();
+    let layer = &manifest["layers"][0];
+    let layout = Layout::artifact(&[(
+        layer["mediaType"].as_str().unwrap(),
+        &payload,
+        layer["annotations"].clone(),
+    )]);
+    let tag = KEYLESS_DIGEST.replace(':', "-") + ".sig";
+    registry.push(&layout, KEYLESS_REPO, &tag);
+}
+
+fn keyless(identity: &str, issuer: &str) -> Value {
+    let root = std::fs::read_to_string(format!("{FIXTURE}/trusted_root.json")).unwrap();
+    json!({"keyless": {"identity": identity, "issuer": issuer, "trusted_root": root}})
+}
+
+fn cp() -> &'static ControlPlane {
+    ControlPlane::shared()
+}
+
+/// A namespace with deployment/web running `image`.
+fn web(prefix: &str, image: &str) -> String {
+    let ns = cp().namespace(prefix);
+    cp().apply(
+        &ns,
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n        - {{name: app, image: \"{image}\"}}\n"
+        ),
+    );
+    cp().rollout_status(&ns, "deploy/web");
+    ns
+}
+
+fn app_image(ns: &str) -> String {
+    cp().kubectl_ok(&[
+        "-n",
+        ns,
+        "get",
+        "deploy/web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])
+}
+
+fn out(source: &Value, ns: &str, digest: &str) -> StepResult {
+    let mut source = source.clone();
+    source["kubeconfig"] = cp().kubeconfig_yaml().into();
+    source["namespace"] = ns.into();
+    source["deployment"] = "web".into();
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "params": {"digest": digest, "timeout": "60s"}});
+    step::run(OUT, Some(dir.path()), &request, &[])
+}
+
+#[test]
+fn out_deploys_a_signed_digest_and_refuses_an_unsigned_one() {
+    let Signed {
+        registry,
+        key,
+        digest: signed,
+        ..
+    } = signed_app("deploy-signed");
+    let repository = registry.repository("app");
+    let unsigned = push(&registry, "app", "deploy-unsigned");
+    let source = source(&registry, "app", keys(&[&key]));
+    let ns = web("verify-out", &format!("{repository}:old"));
+
+    let line = out(&source, &ns, &unsigned).error_line();
+    assert!(
+        line.starts_with(&format!(
+            "error: source.verify: refusing {repository}@{unsigned}: it has no cosign signature"
+        )),
+        "{line}"
+    );
+    assert_eq!(app_image(&ns), format!("{repository}:old"), "untouched");
+
+    let result = out(&source, &ns, &signed);
+    assert_eq!(result.json()["version"]["digest"], signed.as_str());
+    assert!(
+        result
+            .stderr
+            .contains(&format!("signature verified: {repository}@{signed}")),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(app_image(&ns), format!("{repository}@{signed}"));
+}
+
+#[test]
+fn keyless_signature_is_matched_on_identity_and_issuer() {
+    let registry = Registry::start(Auth::Open);
+    push_keyless_signature(&registry);
+    let repository = registry.repository(KEYLESS_REPO);
+    let reference = format!("{repository}@{KEYLESS_DIGEST}");
+
+    // The real cosign accepts the recorded signature with the same trusted root and policy.
+    let cosign = Cosign::new();
+    let verified = cosign
+        .command()
+        .args([
+            "verify",
+            "--trusted-root",
+            &format!("{FIXTURE}/trusted_root.json"),
+        ])
+        .args(["--certificate-identity", KEYLESS_IDENTITY])
+        .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
+        .args([
+            "--insecure-ignore-sct",
+            "--allow-http-registry",
+            "--allow-insecure-registry",
+        ])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "cosign verify: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    let ns = web("verify-keyless", &format!("{repository}:old"));
+    let wrong = [
+        (
+            KEYLESS_IDENTITY.replace("v0.0.30", "v0.0.31"),
+            GITHUB_ISSUER.to_string(),
+        ),
+        (
+            KEYLESS_IDENTITY.to_string(),
+            "https://accounts.google.com".to_string(),
+        ),
+    ];
+    for (identity, issuer) in wrong {
+        let source = source(&registry, KEYLESS_REPO, keyless(&identity, &issuer));
+        let line = out(&source, &ns, KEYLESS_DIGEST).error_line();
+        assert!(
+            line.contains(&format!(
+                "signature 1: signed by `{KEYLESS_IDENTITY}` (issuer `{GITHUB_ISSUER}`), not by source.verify.keyless's `{identity}` (issuer `{issuer}`)"
+            )),
+            "{line}"
+        );
+        assert_eq!(app_image(&ns), format!("{repository}:old"), "untouched");
+    }
+
+    // A key-only verify block does not accept a keyless signature.
+    let cosign_key = cosign.generate_key_pair("unrelated");
+    let line = out(
+        &source(&registry, KEYLESS_REPO, keys(&[&cosign_key])),
+        &ns,
+        KEYLESS_DIGEST,
+    )
+    .error_line();
+    assert!(line.contains("source.verify.keyless is not set"), "{line}");
+
+    let source = source(
+        &registry,
+        KEYLESS_REPO,
+        keyless(KEYLESS_IDENTITY, GITHUB_ISSUER),
+    );
+    let result = out(&source, &ns, KEYLESS_DIGEST);
+    assert_eq!(result.json()["version"]["digest"], KEYLESS_DIGEST);
+    assert_eq!(app_image(&ns), reference);
+}
