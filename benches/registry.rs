@@ -1,5 +1,7 @@
 //! `check` beside `crane digest` on the same local registry: requests per check, wall time and
-//! peak RSS, as medians over repeated runs and as ratios, for an open and a token registry.
+//! peak RSS, as medians over repeated runs and as ratios, for an open and a token registry; and
+//! `check` with `source.verify` (the tag's index signed by the real cosign with a key), to show
+//! what verification costs per check.
 //!
 //!     cargo bench --bench registry            # IRR_BENCH_RUNS=30 by default
 //!
@@ -11,7 +13,10 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use image_rollout_resource::config::Keyless;
+use image_rollout_resource::verify::keyless::KeylessPolicy;
 use serde_json::json;
+use testbed::cosign::{Cosign, KeyPair};
 use testbed::registry::{Auth, Credentials, ImageSpec, Layout, Registry};
 
 const CHECK: &str = env!("CARGO_BIN_EXE_check");
@@ -50,6 +55,8 @@ fn main() {
         "{:<9} {:<14} {:>15} {:>11} {:>14}",
         "registry", "tool", "requests/check", "wall", "peak RSS"
     );
+    let cosign = Cosign::new();
+    let key = cosign.generate_key_pair("bench");
     let credentials = Credentials::new("bench", "bench-password");
     for (label, auth) in [
         ("open", Auth::Open),
@@ -61,12 +68,20 @@ fn main() {
             "owner/app",
             "main",
         );
+        if let Some(c) = registry.credentials() {
+            cosign.login(&registry.host(), &c.username, &c.password);
+        }
+        cosign.sign(
+            &key,
+            &format!("{}@{digest}", registry.repository("owner/app")),
+        );
         let config = tempfile::tempdir().expect("tempdir");
         let mut tools = [
-            check_tool(&registry),
+            check_tool(&registry, None),
             crane_tool(&registry, &crane, config.path()),
+            check_tool(&registry, Some(&key)),
         ];
-        let mut samples: [Vec<Sample>; 2] = Default::default();
+        let mut samples: [Vec<Sample>; 3] = Default::default();
         // Interleaved, so that load from elsewhere on the machine hits both tools alike.
         for i in 0..WARMUP + runs {
             for (tool, samples) in tools.iter_mut().zip(&mut samples) {
@@ -76,8 +91,8 @@ fn main() {
                 }
             }
         }
-        let [ours, theirs] = samples.map(|s| summarize(&s));
-        for (tool, (requests, wall, rss)) in tools.iter().zip([ours, theirs]) {
+        let [ours, theirs, verified] = samples.map(|s| summarize(&s));
+        for (tool, (requests, wall, rss)) in tools.iter().zip([ours, theirs, verified]) {
             println!(
                 "{label:<9} {:<14} {requests:>15} {:>11} {:>14}",
                 tool.name,
@@ -92,21 +107,93 @@ fn main() {
             format!("{:.2}", ours.1.as_secs_f64() / theirs.1.as_secs_f64()),
             format!("{:.2}", ours.2 as f64 / theirs.2 as f64),
         );
+        println!(
+            "{label:<9} {:<14} {:>15} {:>11} {:>14}",
+            "verify adds",
+            format!("+{}", verified.0 - ours.0),
+            format!(
+                "+{:.1} ms",
+                (verified.1.as_secs_f64() - ours.1.as_secs_f64()) * 1e3
+            ),
+            format!("+{:.1} MiB", (verified.2 as f64 - ours.2 as f64) / 1024.0),
+        );
     }
+    keyless_cost();
 }
 
-fn check_tool(registry: &Registry) -> Tool {
+/// A keyless signature costs the same requests as a key signature (the signature manifest and
+/// its payload blob); what it adds is CPU: the chain, the Rekor SET and the entry. Measured
+/// in-process on the recorded real signature of tests/fixtures/keyless.
+fn keyless_cost() {
+    const ROUNDS: u32 = 200;
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/keyless/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fixture("signature-manifest.json")).expect("JSON");
+    let annotation = |key: &str| {
+        manifest["layers"][0]["annotations"][key]
+            .as_str()
+            .expect("annotation")
+            .to_string()
+    };
+    let policy = KeylessPolicy::new(&Keyless {
+        identity: "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30".into(),
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        trusted_root: String::from_utf8(fixture("trusted_root.json")).expect("UTF-8"),
+    })
+    .expect("trusted root");
+    use base64::Engine as _;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(annotation("dev.cosignproject.cosign/signature"))
+        .expect("base64");
+    let (payload, certificate, chain, bundle) = (
+        fixture("payload.json"),
+        annotation("dev.sigstore.cosign/certificate"),
+        annotation("dev.sigstore.cosign/chain"),
+        annotation("dev.sigstore.cosign/bundle"),
+    );
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        let verdict = policy.accepts(
+            &payload,
+            &signature,
+            &certificate,
+            Some(&chain),
+            Some(&bundle),
+        );
+        assert_eq!(verdict, Ok(()));
+    }
+    println!(
+        "keyless: {:.2} ms of CPU per signature (mean of {ROUNDS}, recorded real signature), same requests as a key",
+        started.elapsed().as_secs_f64() * 1e3 / f64::from(ROUNDS)
+    );
+}
+
+/// `check`, with `source.verify` accepting `key`'s signatures if given.
+fn check_tool(registry: &Registry, key: Option<&KeyPair>) -> Tool {
     let mut source = json!({
         "repository": registry.repository("owner/app"),
         "tag": "main",
         "insecure": true,
     });
+    if let Some(key) = key {
+        source["verify"] = json!({"public_keys": [key.public_pem]});
+    }
     if let Some(c) = registry.credentials() {
         source["username"] = c.username.clone().into();
         source["password"] = c.password.clone().into();
     }
     Tool {
-        name: "check",
+        name: if key.is_some() {
+            "check+verify"
+        } else {
+            "check"
+        },
         command: Command::new(CHECK),
         stdin: json!({ "source": source }).to_string(),
     }
