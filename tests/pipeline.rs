@@ -83,7 +83,13 @@ fn interpolate(value: &Value, vars: &Map<String, Value>, used: &mut BTreeSet<Str
 /// deploy.yml with vars.example.yml substituted, and the names of the vars it used.
 fn pipeline() -> (Value, BTreeSet<String>) {
     let mut used = BTreeSet::new();
-    let pipeline = interpolate(&yaml(DEPLOY), &vars(), &mut used);
+    let mut vars = vars();
+    // The example's `kubernetes_ca` is a placeholder for the PEM the user pastes, and the resource
+    // checks PEM as it reads the request; a real certificate stands in for it.
+    assert!(vars.contains_key("kubernetes_ca"));
+    let ca = rcgen::generate_simple_self_signed(vec!["kubernetes.example".into()]).unwrap();
+    vars.insert("kubernetes_ca".into(), ca.cert.pem().into());
+    let pipeline = interpolate(&yaml(DEPLOY), &vars, &mut used);
     (pipeline, used)
 }
 
