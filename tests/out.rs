@@ -412,7 +412,10 @@ fn one_failing_workload_rolls_back_all_that_changed() {
         .kubectl_ok(&["get", "nodes", "-o", "name"])
         .lines()
         .count() as u32;
-    cp().apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
+    // A slow rollout beside the failing one: each new pod takes 40 s to count as available, so
+    // web alone would take 2 minutes.
+    let slow = "  minReadySeconds: 40\n";
+    cp().apply(&ns, &deployment("web", 3, &format!("{REPO}:v1"), "", slow));
     // One pod per node on every node and no room to surge: the new pod can never be scheduled.
     let affinity = "      affinity: {podAntiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: {app: worker}}, topologyKey: kubernetes.io/hostname}]}}\n";
     let worker = deployment("worker", nodes, &format!("{REPO}:v1"), "", "").replace(
@@ -424,12 +427,19 @@ fn one_failing_workload_rolls_back_all_that_changed() {
     rollout_status(&ns, "deploy/worker");
 
     let source = source_for(&ns, &["deployment/web", "deployment/worker"]);
+    let started = Instant::now();
     let result = out(&json!({"source": source, "params": {"digest": digest(9), "timeout": "5m"}}));
     let line = result.error_line();
     assert!(
         line.contains("deployment/worker did not roll out") && line.contains("Unschedulable"),
         "{line}"
     );
+    // The failure ended web's wait too: the put is rolled back anyway.
+    assert!(
+        line.contains("deployment/web: stopped as deployment/worker failed while waiting ("),
+        "{line}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(90), "{line}");
     assert!(
         line.contains("rolled back deployment/web")
             && line.contains("rolled back deployment/worker"),

@@ -50,8 +50,8 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     // Nothing has changed yet: an abort simply ends the step.
     let (workloads, digest, cluster) = tokio::select! {
         prepared = prepare(&source, &params, dir, wait) => prepared?,
-        signal = abort.requested() => {
-            return Err(Error::Rollout(format!("aborted by {signal} before anything was changed")));
+        cause = abort.requested() => {
+            return Err(Error::Rollout(format!("{cause} before anything was changed")));
         }
     };
     let image = format!("{}@{digest}", source.repository);
@@ -73,7 +73,17 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         if run.dry_run { " (dry run)" } else { "" }
     );
 
-    let results = join_all(workloads.iter().map(|w| run.roll(w))).await;
+    // The first failure ends the other waits: the whole put is rolled back anyway.
+    let (waiting, stopper) = run.abort.or_failure();
+    let (run_ref, waiting, stopper) = (&run, &waiting, &stopper);
+    let results = join_all(workloads.iter().map(|w| async move {
+        let result = run_ref.roll(w, waiting).await;
+        if result.1.is_err() {
+            stopper.stop(format!("{w} failed"));
+        }
+        result
+    }))
+    .await;
     let failures: Vec<String> = results
         .iter()
         .filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string()))
@@ -275,11 +285,16 @@ struct Report {
 }
 
 impl Run<'_> {
-    async fn roll(&self, workload: &WorkloadRef) -> (Option<Changed>, Result<Report>) {
+    /// Rolls one workload; its wait ends early on `abort`.
+    async fn roll(
+        &self,
+        workload: &WorkloadRef,
+        abort: &Abort,
+    ) -> (Option<Changed>, Result<Report>) {
         match workload.kind {
-            WorkloadKind::Deployment => self.roll_kind::<Deployment>(workload).await,
-            WorkloadKind::StatefulSet => self.roll_kind::<StatefulSet>(workload).await,
-            WorkloadKind::DaemonSet => self.roll_kind::<DaemonSet>(workload).await,
+            WorkloadKind::Deployment => self.roll_kind::<Deployment>(workload, abort).await,
+            WorkloadKind::StatefulSet => self.roll_kind::<StatefulSet>(workload, abort).await,
+            WorkloadKind::DaemonSet => self.roll_kind::<DaemonSet>(workload, abort).await,
         }
     }
 
@@ -288,6 +303,7 @@ impl Run<'_> {
     async fn roll_kind<K: Workload>(
         &self,
         workload: &WorkloadRef,
+        abort: &Abort,
     ) -> (Option<Changed>, Result<Report>) {
         let api = Api::<K>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
         let object = match api.get(&workload.name).await {
@@ -321,7 +337,7 @@ impl Run<'_> {
                 self.image
             );
             let result = self
-                .wait_for::<K>(&object, &images, workload, self.timeout)
+                .wait_for::<K>(&object, &images, workload, self.timeout, abort)
                 .await
                 .map_err(|e| wait_error(workload, e));
             return (
@@ -387,7 +403,7 @@ impl Run<'_> {
             images: previous,
         };
         let result = self
-            .wait_for::<K>(&object, &images, workload, self.timeout)
+            .wait_for::<K>(&object, &images, workload, self.timeout, abort)
             .await
             .map_err(|e| wait_error(workload, e));
         (
@@ -406,6 +422,7 @@ impl Run<'_> {
         images: &BTreeMap<String, String>,
         workload: &WorkloadRef,
         timeout: Duration,
+        abort: &Abort,
     ) -> Result<String, WaitError> {
         if !self.wait {
             return Ok(String::new());
@@ -424,7 +441,7 @@ impl Run<'_> {
             selector: &selector,
             label: &label,
         };
-        let done = wait::rollout::<K>(target, images, timeout, &self.abort).await?;
+        let done = wait::rollout::<K>(target, images, timeout, abort).await?;
         eprintln!("{workload}: rollout complete");
         Ok(done.revision())
     }
@@ -538,12 +555,13 @@ impl Run<'_> {
         eprintln!("{workload}: restored {previous}");
         let timeout = self.timeout.max(ROLLBACK_TIMEOUT);
         match self
-            .wait_for::<K>(&object, &changed.images, workload, timeout)
+            // The rollback's wait ends on signals only: it is why the put failed.
+            .wait_for::<K>(&object, &changed.images, workload, timeout, &self.abort)
             .await
         {
             Ok(_) => format!("rolled back {workload} to {previous}"),
-            Err(WaitError::Aborted { signal, .. }) => {
-                format!("restored {previous} (its rollout not awaited: aborted by {signal})")
+            Err(WaitError::Aborted { cause, .. }) => {
+                format!("restored {previous} (its rollout not awaited: {cause})")
             }
             Err(WaitError::Refused(reason)) => {
                 format!("restored {previous}, but could not verify its rollout: {reason}")

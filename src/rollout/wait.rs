@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::pods::{self, PodProblem};
 use super::workload::{Rollout, Workload};
-use crate::abort::Abort;
+use crate::abort::{Abort, Cause};
 
 /// How long a new pod may sit in a failing state (image pull error, crash loop, unschedulable)
 /// before the rollout is declared failed. Long enough to ride out one transient registry error
@@ -35,8 +35,9 @@ pub enum WaitError {
     /// The API server refused to show the workload or its pods (401/403): nothing to wait
     /// out. The text is the API server's message with the fix.
     Refused(String),
-    /// SIGTERM or SIGINT arrived; `state` is the last progress line.
-    Aborted { signal: &'static str, state: String },
+    /// SIGTERM or SIGINT arrived, or another part of the step failed; `state` is the last
+    /// progress line.
+    Aborted { cause: Cause, state: String },
 }
 
 impl fmt::Display for WaitError {
@@ -48,9 +49,7 @@ impl fmt::Display for WaitError {
                 "changed by someone else while waiting: the template now runs {now}"
             ),
             WaitError::Refused(reason) => write!(f, "cannot follow the rollout: {reason}"),
-            WaitError::Aborted { signal, state } => {
-                write!(f, "aborted by {signal} while waiting ({state})")
-            }
+            WaitError::Aborted { cause, state } => write!(f, "{cause} while waiting ({state})"),
         }
     }
 }
@@ -179,8 +178,8 @@ pub async fn rollout<K: Workload>(
                 Some(None) => last_watch_error.clear(),
                 None => return Err(WaitError::Failed("the watch ended unexpectedly".into())),
             },
-            signal = abort.requested() => {
-                return Err(WaitError::Aborted { signal, state: state() });
+            cause = abort.requested() => {
+                return Err(WaitError::Aborted { cause, state: state() });
             }
             _ = tokio::time::sleep_until(wake) => {}
         }
