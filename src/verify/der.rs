@@ -188,16 +188,9 @@ fn text_of(bytes: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
+    use proptest::prelude::*;
     use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
     use x509_parser::prelude::*;
-
-    fn random_text(rng: &mut impl Rng) -> String {
-        let len = rng.random_range(1..200);
-        (0..len)
-            .map(|_| rng.random_range(b'!'..=b'~') as char)
-            .collect()
-    }
 
     /// The oracle: what x509-parser reads from the same certificate.
     fn oracle(der: &[u8]) -> (Vec<u8>, Vec<String>, Option<String>) {
@@ -233,35 +226,41 @@ mod tests {
         (cert.public_key().raw.to_vec(), identities, v2.or(v1))
     }
 
-    #[test]
-    fn reads_what_x509_parser_reads() {
-        let mut rng = rand::rng();
-        for round in 0..64 {
-            let key = KeyPair::generate_for(if round % 2 == 0 {
-                &rcgen::PKCS_ECDSA_P256_SHA256
-            } else {
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any mix of URI, e-mail and DNS names, either issuer extension or both (critical or
+        /// not), on a P-256 or P-384 key: the reader agrees with x509-parser on every field.
+        #[test]
+        fn reads_what_x509_parser_reads(
+            names in prop::collection::vec((0u8..3, "[!-~]{1,200}"), 0..4),
+            issuer in "[!-~]{1,200}",
+            v1 in any::<bool>(),
+            v2 in any::<bool>(),
+            critical in any::<bool>(),
+            p384 in any::<bool>(),
+        ) {
+            let key = KeyPair::generate_for(if p384 {
                 &rcgen::PKCS_ECDSA_P384_SHA384
+            } else {
+                &rcgen::PKCS_ECDSA_P256_SHA256
             })
             .unwrap();
             let mut params = CertificateParams::default();
-            for _ in 0..rng.random_range(0..4) {
-                let text = random_text(&mut rng);
-                params.subject_alt_names.push(match rng.random_range(0..3) {
+            for (kind, text) in names {
+                params.subject_alt_names.push(match kind {
                     0 => SanType::URI(text.try_into().unwrap()),
                     1 => SanType::Rfc822Name(text.try_into().unwrap()),
                     _ => SanType::DnsName("example.com".try_into().unwrap()),
                 });
             }
-            let issuer = random_text(&mut rng);
-            if rng.random_bool(0.5) {
-                params
-                    .custom_extensions
-                    .push(CustomExtension::from_oid_content(
-                        &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
-                        issuer.clone().into_bytes(),
-                    ));
+            if v1 {
+                params.custom_extensions.push(CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
+                    issuer.clone().into_bytes(),
+                ));
             }
-            if rng.random_bool(0.5) {
+            if v2 {
                 let mut value = vec![UTF8_STRING];
                 if issuer.len() >= 0x80 {
                     value.push(0x81); // long form, one length byte
@@ -270,17 +269,17 @@ mod tests {
                 value.extend_from_slice(issuer.as_bytes());
                 let mut ext =
                     CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], value);
-                ext.set_criticality(rng.random_bool(0.5));
+                ext.set_criticality(critical);
                 params.custom_extensions.push(ext);
             }
             let cert = params.self_signed(&key).unwrap();
             let fields = certificate(cert.der()).unwrap();
             let (spki, identities, issuer) = oracle(cert.der());
-            assert_eq!(fields.spki, spki.as_slice(), "round {round}");
-            assert_eq!(fields.identities, identities, "round {round}");
-            assert_eq!(fields.issuer, issuer, "round {round}");
+            prop_assert_eq!(fields.spki, spki.as_slice());
+            prop_assert_eq!(fields.identities, identities);
+            prop_assert_eq!(fields.issuer, issuer);
             let (curve, _) = ec_public_key(fields.spki).unwrap();
-            assert_eq!(curve == Curve::P256, round % 2 == 0);
+            prop_assert_eq!(curve, if p384 { Curve::P384 } else { Curve::P256 });
         }
     }
 
