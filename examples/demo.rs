@@ -2,7 +2,13 @@
 //! a Kubernetes control plane on 127.0.0.1, a multi-arch app image pushed as `main`, and the
 //! resource's `check` → `in` → `out` run with JSON on stdin and directories as argv[1].
 //!
+//! With the Concourse bundle (`IRR_CONCOURSE_BUNDLE`, default `../shared/concourse`), it runs the
+//! real thing instead: the shipped pipeline under Concourse ([`concourse`]).
+//!
 //! Run it with `scripts/demo.sh` (which builds the binaries and the tools first).
+
+#[path = "demo/concourse.rs"]
+mod concourse;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,6 +16,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use testbed::cluster::{ControlPlane, PodFailure};
+use testbed::concourse::Bundle;
 use testbed::registry::{Auth, ImageSpec, Layout, Registry};
 
 const APP: &str = "family-assistant";
@@ -17,6 +24,16 @@ const NAMESPACE: &str = "ml-bot";
 const RESOURCE: &str = "family-assistant-image";
 
 fn main() {
+    match Bundle::find(
+        "the demo under a real Concourse; running the resource's steps by hand instead",
+    ) {
+        Some(bundle) => concourse::run(&bundle),
+        None => by_hand(),
+    }
+}
+
+/// The deploy job's steps run by hand, as the ATC would run them.
+fn by_hand() {
     let started = Instant::now();
     step("starting a Distribution registry on 127.0.0.1");
     let registry = Registry::start(Auth::Open);

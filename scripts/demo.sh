@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The deploy job end to end on loopback: sets everything up (scripts/setup.sh), builds the
-# resource, then runs examples/demo.rs — a registry and a Kubernetes control plane on 127.0.0.1,
-# check -> in -> out as Concourse would run them, twice (v1, then v2) — and tears down.
+# resource, then runs examples/demo.rs and tears down. With the Concourse bundle
+# (IRR_CONCOURSE_BUNDLE, default ../shared/concourse): the shipped pipeline under a real Concourse
+# (set-pipeline, the Actions step's webhook, fly watch of three deploys, the third crashing).
+# Without it: registry and control plane on 127.0.0.1, check -> in -> out run by hand as Concourse
+# would run them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

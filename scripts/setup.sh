@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need on a fresh machine of this kind, and reuses
 # whatever is already there: Debian packages (Distribution registry, skopeo, ...), the musl
-# target for the static image binaries, and the Go-built tools (scripts/tools.sh).
+# target for the static image binaries, the Concourse bundle (its install.sh), and the Go-built
+# tools (scripts/tools.sh).
 # Prints the directory of the Go-built tools on stdout.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,19 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
   log "adding the Rust target x86_64-unknown-linux-musl (static image binaries)"
   rustup target add x86_64-unknown-linux-musl >&2
+fi
+
+# The Concourse bundle (web, houdini worker, fly) of the end-to-end test and the demo: its own
+# install.sh unpacks and verifies the binaries into the cache and installs PostgreSQL if missing.
+bundle=${IRR_CONCOURSE_BUNDLE:-$root/../shared/concourse}
+if [ -x "$bundle/install.sh" ]; then
+  cache=${IRR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-rollout-resource}
+  "$bundle/install.sh" "$cache/concourse" | sed 's/^/[setup] /' >&2
+elif [ "${CI:-}" = true ]; then
+  log "CI=true but no Concourse bundle at $bundle (IRR_CONCOURSE_BUNDLE): the end-to-end test needs it"
+  exit 1
+else
+  log "no Concourse bundle at $bundle (IRR_CONCOURSE_BUNDLE): the end-to-end test and the real demo will be skipped"
 fi
 
 "$root/scripts/tools.sh"

@@ -1,109 +1,19 @@
 //! The container image: the Dockerfile's static binaries, its size promise, and the image itself.
 //!
-//! There is no Docker engine here, and the Dockerfile's builder base image cannot be pulled, so the
-//! binaries are built the way its builder stage builds them (release, `--locked`, the musl target)
-//! and buildah builds the Dockerfile's final stage around them (`--build-arg BINARIES=…`).
-//! The release build (fat LTO) takes minutes from cold: it runs once per test binary, in its own
-//! target directory so it never waits on the debug build's lock.
+//! There is no Docker engine here: `testbed::image` builds the binaries the way the Dockerfile's
+//! builder stage does and the Dockerfile's final stage around them with buildah.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::Instant;
 
+use testbed::image::{self, BINARIES, CA_BUNDLE, TAG, buildah, buildah_ok, release_dir};
 use testbed::step::{self, StepResult};
 
-const TARGET: &str = "x86_64-unknown-linux-musl";
-const BINARIES: [&str; 3] = ["check", "in", "out"];
 /// The promise: the whole image (binaries and CA certificates) in 15 MB, counted as `docker images`
 /// and buildah count (10^6 bytes).
 const MAX_IMAGE_BYTES: u64 = 15_000_000;
-const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// What the binaries report and the release labels the image with.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The release directory holding the static binaries, built once per test run from exactly what
-/// the Dockerfile's builder stage copies in (so a file the build needs but the Dockerfile leaves
-/// out fails here, not in someone's `docker build`).
-fn release_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target_dir = root().join("target/musl");
-        let context = builder_context(&target_dir.join("context"));
-        let start = Instant::now();
-        let status = Command::new(env!("CARGO"))
-            .current_dir(&context)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--bins",
-                "--target",
-                TARGET,
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .status()
-            .expect("run cargo");
-        assert!(
-            status.success(),
-            "the static release build failed (the target comes from scripts/setup.sh)"
-        );
-        eprintln!(
-            "static build (--release --locked --bins --target {TARGET}): {:.0?}",
-            start.elapsed()
-        );
-        target_dir.join(TARGET).join("release")
-    })
-}
-
-/// Lays out in `dir` the sources the Dockerfile's builder stage `COPY`s, at the same paths.
-fn builder_context(dir: &Path) -> PathBuf {
-    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("read Dockerfile");
-    let builder = dockerfile
-        .split("\nFROM ")
-        .find(|stage| {
-            stage
-                .lines()
-                .next()
-                .is_some_and(|l| l.ends_with(" AS builder"))
-        })
-        .expect("a builder stage");
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).expect("create the build context");
-    for line in builder
-        .lines()
-        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
-    {
-        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
-        let (destination, sources) = words.split_last().expect("COPY has a destination");
-        for source in sources {
-            assert!(
-                *destination == "./" || destination == source,
-                "tests/image.rs lays out COPY <path> <same path> or COPY <files> ./ only: {line}"
-            );
-            let to = dir.join(source);
-            std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
-            let status = Command::new("cp")
-                .args([
-                    "-r",
-                    root().join(source).to_str().expect("utf-8"),
-                    to.to_str().expect("utf-8"),
-                ])
-                .status()
-                .expect("cp");
-            assert!(
-                status.success(),
-                "the Dockerfile copies {source}, which does not exist"
-            );
-        }
-    }
-    dir.to_path_buf()
-}
 
 fn u16_at(b: &[u8], at: usize) -> usize {
     u16::from_le_bytes(b[at..at + 2].try_into().unwrap()).into()
@@ -206,39 +116,6 @@ fn static_binaries_fit_the_size_promise_and_speak_the_protocol() {
     }
 }
 
-/// buildah with its own storage under target/, so the test neither sees nor leaves images on the
-/// machine. vfs: no kernel overlay support needed; chroot isolation: no runc, no namespaces.
-fn buildah(args: &[&str], stdin: Option<&str>) -> Output {
-    let storage = root().join("target/buildah");
-    let mut child = Command::new("buildah")
-        .arg("--root")
-        .arg(storage.join("root"))
-        .arg("--runroot")
-        .arg(storage.join("run"))
-        .args(["--storage-driver", "vfs"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("buildah is installed by scripts/setup.sh");
-    let mut input = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut input, stdin.unwrap_or_default().as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-/// stdout of a buildah command that must succeed.
-fn buildah_ok(args: &[&str]) -> String {
-    let out = buildah(args, None);
-    assert!(
-        out.status.success(),
-        "buildah {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Size of everything under `dir`, and the files' paths relative to it.
 fn walk(dir: &Path, under: &Path, files: &mut Vec<String>) -> u64 {
     let mut size = 0;
@@ -258,42 +135,10 @@ fn walk(dir: &Path, under: &Path, files: &mut Vec<String>) -> u64 {
 
 #[test]
 fn buildah_builds_the_dockerfile_into_a_working_image() {
-    let dir = release_dir();
-    let tag = "localhost/image-rollout-resource:test";
-    let binaries_tag = "localhost/image-rollout-resource-binaries:test";
-    // The previous run's images and containers (an interrupted run's too): vfs keeps full copies.
-    buildah_ok(&["rm", "--all"]);
-    buildah_ok(&["rmi", "--all", "--force"]);
-
-    // The image the Dockerfile's builder stage would be: binaries and CA bundle at its paths.
-    let stage = buildah_ok(&["from", "scratch"]);
-    for name in BINARIES {
-        let path = dir.join(name);
-        buildah_ok(&["copy", &stage, path.to_str().unwrap(), "/out/opt/resource/"]);
-    }
-    buildah_ok(&["copy", &stage, CA_BUNDLE, CA_BUNDLE]);
-    buildah_ok(&["commit", "--rm", &stage, binaries_tag]);
-
     let revision = "0123456789abcdef0123456789abcdef01234567";
-    buildah_ok(&[
-        "bud",
-        "--isolation",
-        "chroot",
-        "--build-arg",
-        &format!("BINARIES={binaries_tag}"),
-        "--build-arg",
-        &format!("VERSION={VERSION}"),
-        "--build-arg",
-        &format!("REVISION={revision}"),
-        "--tag",
-        tag,
-        "--file",
-        root().join("Dockerfile").to_str().unwrap(),
-        root().to_str().unwrap(),
-    ]);
-
+    image::build(VERSION, revision);
     let inspect: serde_json::Value =
-        serde_json::from_str(&buildah_ok(&["inspect", "--type", "image", tag])).unwrap();
+        serde_json::from_str(&buildah_ok(&["inspect", "--type", "image", TAG])).unwrap();
     let config = &inspect["OCIv1"]["config"];
     let label = |key: &str| config["Labels"][format!("org.opencontainers.image.{key}")].clone();
     assert_eq!(label("version"), VERSION);
@@ -312,7 +157,7 @@ fn buildah_builds_the_dockerfile_into_a_working_image() {
         "{config}"
     );
 
-    let container = buildah_ok(&["from", tag]);
+    let container = buildah_ok(&["from", TAG]);
     let rootfs = PathBuf::from(buildah_ok(&["mount", &container]));
     let mut files = Vec::new();
     let size = walk(&rootfs, &rootfs, &mut files);

@@ -1,16 +1,18 @@
 //! The shipped pipeline files, read the way fly and the resource read them.
 //!
-//! `fly validate-pipeline` would be the real validator, but fly cannot be built here: the Go module
-//! proxy answers `403 Forbidden … This module version is not available.` for
-//! `github.com/concourse/concourse` and `…/fly`. So [`problems`] checks the shape fly validates
-//! (known keys, unique names, every get/put naming a declared resource, every resource type declared
-//! or a base type, well-formed plan steps), and the `source:`/`params:` blocks go through the
-//! resource's own config types, which reject unknown keys: the YAML cannot drift from the code.
+//! The real `fly validate-pipeline --strict` (from the Concourse bundle, see `testbed::concourse`)
+//! checks the pipeline's structure. What fly cannot check is here: the `source:`/`params:` blocks go
+//! through the resource's own config types, which reject unknown keys (so the YAML cannot drift from
+//! the code); every var is defined and every defined var used; the job is webhook-driven and serial
+//! and rolls the digest it fetched; the Actions step's URL names this pipeline and resource.
+//! `tests/concourse.rs` runs all of it under a real Concourse.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::process::Command;
 
 use image_rollout_resource::config::{InParams, OutParams, Source};
 use serde_json::{Map, Value, json};
+use testbed::concourse::Bundle;
 
 const DEPLOY: &str = include_str!("../pipeline/deploy.yml");
 const VARS: &str = include_str!("../pipeline/vars.example.yml");
@@ -107,77 +109,6 @@ fn name(value: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// Resource types every Concourse worker ships.
-const BASE_TYPES: [&str; 12] = [
-    "registry-image",
-    "docker-image",
-    "git",
-    "time",
-    "s3",
-    "semver",
-    "pool",
-    "github-release",
-    "bosh-io-release",
-    "bosh-io-stemcell",
-    "cf",
-    "mock",
-];
-
-const TOP_KEYS: [&str; 6] = [
-    "resource_types",
-    "resources",
-    "jobs",
-    "groups",
-    "var_sources",
-    "display",
-];
-const RESOURCE_TYPE_KEYS: [&str; 8] = [
-    "name",
-    "type",
-    "source",
-    "privileged",
-    "params",
-    "check_every",
-    "tags",
-    "defaults",
-];
-const RESOURCE_KEYS: [&str; 12] = [
-    "name",
-    "type",
-    "source",
-    "check_every",
-    "check_timeout",
-    "webhook_token",
-    "icon",
-    "old_name",
-    "public",
-    "tags",
-    "version",
-    "expose_build_created_by",
-];
-const JOB_KEYS: [&str; 16] = [
-    "name",
-    "old_name",
-    "plan",
-    "serial",
-    "serial_groups",
-    "max_in_flight",
-    "build_log_retention",
-    "build_logs_to_retain",
-    "public",
-    "disable_manual_trigger",
-    "interruptible",
-    "on_success",
-    "on_failure",
-    "on_error",
-    "on_abort",
-    "ensure",
-];
-/// Keys any step may carry besides its own and the [`HOOKS`].
-const STEP_MODIFIERS: [&str; 4] = ["timeout", "attempts", "tags", "across"];
-const GET_KEYS: [&str; 5] = ["resource", "version", "passed", "params", "trigger"];
-const PUT_KEYS: [&str; 5] = ["resource", "inputs", "params", "get_params", "no_get"];
-
 const HOOKS: [&str; 5] = ["on_success", "on_failure", "on_error", "on_abort", "ensure"];
 
 /// A job's top-level steps: its plan and its hooks.
@@ -200,164 +131,6 @@ fn nested(step: &Map<String, Value>) -> Vec<&Value> {
         }
     }
     out
-}
-
-/// What fly would reject in a pipeline (after var substitution), as readable lines.
-fn problems(pipeline: &Value) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut unknown_keys = |what: &str, value: &Value, known: &[&str]| {
-        for key in value.as_object().into_iter().flat_map(Map::keys) {
-            if !known.contains(&key.as_str()) {
-                problems.push(format!("{what}: unknown key `{key}`"));
-            }
-        }
-    };
-    unknown_keys("pipeline", pipeline, &TOP_KEYS);
-    for t in list(pipeline, "resource_types") {
-        unknown_keys(
-            &format!("resource type {}", name(t)),
-            t,
-            &RESOURCE_TYPE_KEYS,
-        );
-    }
-    for r in list(pipeline, "resources") {
-        unknown_keys(&format!("resource {}", name(r)), r, &RESOURCE_KEYS);
-    }
-    for j in list(pipeline, "jobs") {
-        unknown_keys(&format!("job {}", name(j)), j, &JOB_KEYS);
-    }
-
-    let mut types: BTreeSet<&str> = BASE_TYPES.into();
-    for (what, items) in [
-        ("resource type", list(pipeline, "resource_types")),
-        ("resource", list(pipeline, "resources")),
-        ("job", list(pipeline, "jobs")),
-    ] {
-        let mut seen = BTreeSet::new();
-        for item in items {
-            if name(item).is_empty() {
-                problems.push(format!("a {what} has no name"));
-            } else if !seen.insert(name(item)) {
-                problems.push(format!("{what} `{}` is declared twice", name(item)));
-            }
-        }
-        if what == "resource type" {
-            types.extend(seen);
-        }
-    }
-    let mut resources = BTreeMap::new();
-    for r in list(pipeline, "resources") {
-        let kind = r.get("type").and_then(Value::as_str).unwrap_or_default();
-        if !types.contains(kind) {
-            problems.push(format!(
-                "resource `{}` has type `{kind}`, which is neither declared nor a base type",
-                name(r)
-            ));
-        }
-        if let Some(every) = r.get("check_every").and_then(Value::as_str)
-            && every != "never"
-            && humantime::parse_duration(every).is_err()
-        {
-            problems.push(format!(
-                "resource `{}`: check_every `{every}` is not a duration",
-                name(r)
-            ));
-        }
-        resources.insert(name(r), r);
-    }
-    let jobs: BTreeSet<&str> = list(pipeline, "jobs").iter().map(name).collect();
-    for job in list(pipeline, "jobs") {
-        let context = format!("job `{}`", name(job));
-        if list(job, "plan").is_empty() {
-            problems.push(format!("{context} has no plan"));
-        }
-        for step in job_steps(job) {
-            step_problems(step, &resources, &jobs, &context, &mut problems);
-        }
-    }
-    problems
-}
-
-fn step_problems(
-    step: &Value,
-    resources: &BTreeMap<&str, &Value>,
-    jobs: &BTreeSet<&str>,
-    context: &str,
-    problems: &mut Vec<String>,
-) {
-    let Some(map) = step.as_object() else {
-        problems.push(format!("{context}: a step is not a mapping: {step}"));
-        return;
-    };
-    let kinds: Vec<&str> = [
-        "get",
-        "put",
-        "task",
-        "set_pipeline",
-        "load_var",
-        "in_parallel",
-        "do",
-        "try",
-    ]
-    .into_iter()
-    .filter(|k| map.contains_key(*k))
-    .collect();
-    let [kind] = kinds[..] else {
-        problems.push(format!(
-            "{context}: a step must be exactly one of get/put/task/…, this one is {kinds:?}"
-        ));
-        return;
-    };
-    let own: &[&str] = match kind {
-        "get" => &GET_KEYS,
-        "put" => &PUT_KEYS,
-        "task" => &[
-            "config",
-            "file",
-            "image",
-            "privileged",
-            "vars",
-            "params",
-            "input_mapping",
-            "output_mapping",
-            "container_limits",
-            "hermetic",
-        ],
-        "set_pipeline" => &["file", "vars", "var_files", "team", "instance_vars"],
-        "load_var" => &["file", "format", "reveal"],
-        _ => &[],
-    };
-    for key in map.keys() {
-        let key = key.as_str();
-        if key != kind && ![own, &STEP_MODIFIERS, &HOOKS].concat().contains(&key) {
-            problems.push(format!("{context}: {kind} step: unknown key `{key}`"));
-        }
-    }
-    match kind {
-        "get" | "put" => {
-            match step_resource(map) {
-                Some((_, resource)) if resources.contains_key(resource) => {}
-                Some((_, resource)) => problems.push(format!(
-                    "{context}: {kind} step names resource `{resource}`, which is not declared"
-                )),
-                None => problems.push(format!("{context}: a {kind} step needs a name")),
-            }
-            for job in list(step, "passed").iter().filter_map(Value::as_str) {
-                if !jobs.contains(job) {
-                    problems.push(format!(
-                        "{context}: a get step passed job `{job}`, which is not declared"
-                    ));
-                }
-            }
-        }
-        "task" if !map.contains_key("file") && !map.contains_key("config") => {
-            problems.push(format!("{context}: task needs `file` or `config`"));
-        }
-        _ => {}
-    }
-    for child in nested(map) {
-        step_problems(child, resources, jobs, context, problems);
-    }
 }
 
 /// Every step of the pipeline's jobs (hooks and nested steps included), with its job.
@@ -396,64 +169,63 @@ fn rollout_resources(pipeline: &Value) -> Vec<&Value> {
         .collect()
 }
 
+/// `fly validate-pipeline --strict` (unknown keys are errors, as in `set-pipeline`) on `deploy`,
+/// with the example vars.
+fn fly_validate(deploy: &str) -> Option<std::process::Output> {
+    let bundle = Bundle::find("fly validate-pipeline of pipeline/deploy.yml")?;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy.yml");
+    std::fs::write(&file, deploy).unwrap();
+    let vars = testbed::image::root().join("pipeline/vars.example.yml");
+    Some(
+        Command::new(bundle.fly())
+            .env("HOME", dir.path())
+            .args(["validate-pipeline", "--strict", "-c"])
+            .arg(&file)
+            .arg("-l")
+            .arg(vars)
+            .output()
+            .expect("run fly"),
+    )
+}
+
 #[test]
-fn deploy_yml_has_the_shape_fly_validates() {
-    let (pipeline, _) = pipeline();
-    assert_eq!(problems(&pipeline), Vec::<String>::new());
+fn fly_validates_the_shipped_pipeline() {
+    let Some(out) = fly_validate(DEPLOY) else {
+        return;
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "fly validate-pipeline: {text}");
+    assert!(text.contains("looks good"), "{text}");
     assert!(
-        list(&pipeline, "resource_types")
-            .iter()
-            .any(|t| name(t) == RESOURCE_TYPE && t["type"] == "registry-image"),
-        "deploy.yml must declare the `{RESOURCE_TYPE}` resource type as a registry-image"
+        !text.contains("WARNING"),
+        "fly warns about deploy.yml: {text}"
     );
 }
 
 #[test]
-fn the_structural_check_catches_what_fly_would_reject() {
-    let (pipeline, _) = pipeline();
-    let broken = |edit: &dyn Fn(&mut Value)| {
-        let mut p = pipeline.clone();
-        edit(&mut p);
-        problems(&p)
-    };
-    fn plan(p: &mut Value) -> &mut Vec<Value> {
-        p["jobs"][0]["plan"].as_array_mut().expect("a plan")
+fn fly_rejects_a_misspelt_key_and_an_unknown_resource() {
+    // Without these, a fly that accepted anything would pass the test above.
+    for (from, to, expected) in [
+        ("serial: true", "serail: true", "serail"),
+        (
+            "- put: family-assistant-image",
+            "- put: family-assistant-imag",
+            "unknown resource",
+        ),
+    ] {
+        assert!(DEPLOY.contains(from), "{from}");
+        let Some(out) = fly_validate(&DEPLOY.replace(from, to)) else {
+            return;
+        };
+        assert!(!out.status.success(), "fly accepted {to}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
     }
-
-    let found = broken(&|p| plan(p)[1]["put"] = json!("no-such-resource"));
-    assert!(
-        found.iter().any(|m| m.contains("`no-such-resource`")),
-        "{found:?}"
-    );
-    let found = broken(&|p| p["resources"][0]["type"] = json!("no-such-type"));
-    assert!(
-        found.iter().any(|m| m.contains("no-such-type")),
-        "{found:?}"
-    );
-    let found = broken(&|p| {
-        let twin = p["resources"][0].clone();
-        p["resources"].as_array_mut().unwrap().push(twin)
-    });
-    assert!(
-        found.iter().any(|m| m.contains("declared twice")),
-        "{found:?}"
-    );
-    let found = broken(&|p| plan(p)[0]["trigger_on"] = json!(true));
-    assert!(
-        found.iter().any(|m| m.contains("`trigger_on`")),
-        "{found:?}"
-    );
-    let found = broken(&|p| plan(p).push(json!({"get": "x", "put": "x"})));
-    assert!(found.iter().any(|m| m.contains("exactly one")), "{found:?}");
-    let found = broken(&|p| p["resources"][0]["check_every"] = json!("daily"));
-    assert!(found.iter().any(|m| m.contains("`daily`")), "{found:?}");
-    let found = broken(&|p| plan(p)[0]["passed"] = json!(["no-such-job"]));
-    assert!(
-        found.iter().any(|m| m.contains("`no-such-job`")),
-        "{found:?}"
-    );
-    let found = broken(&|p| p["jobs"][0]["plan"] = json!([]));
-    assert!(found.iter().any(|m| m.contains("no plan")), "{found:?}");
 }
 
 #[test]

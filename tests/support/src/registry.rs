@@ -335,7 +335,7 @@ impl Registry {
 
 /// reqwest is built without a default TLS crypto provider (the project pins ring); a client
 /// cannot be built until one is installed for the process.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

@@ -1,0 +1,293 @@
+//! The shipped pipeline under a real Concourse, as a user runs it: `fly set-pipeline` of
+//! `pipeline/deploy.yml` with a vars file, the resource image built from the `Dockerfile` and
+//! pulled by Concourse's `registry-image` type, the `run:` script of
+//! `pipeline/github-actions-step.yml` POSTing the webhook, and the `deploy` job Concourse starts.
+//!
+//! One Concourse, one control plane and one pipeline for the whole file: the scenarios run in
+//! sequence against them, in one test, so that the Concourse guard stops everything (`down.sh`)
+//! however the test ends. Needs the Concourse bundle (`IRR_CONCOURSE_BUNDLE`, see
+//! `testbed::concourse`); without it the test says it skipped, except under `CI=true`.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use testbed::cluster::{CRASH_MESSAGE, PodFailure};
+use testbed::concourse::Bundle;
+use testbed::concourse::rig::{JOB, PIPELINE, RESOURCE, Rig};
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Everything users see, kept to check at the end that no secret is in any of it.
+#[derive(Default)]
+struct Seen(Vec<String>);
+
+impl Seen {
+    fn keep(&mut self, out: &Output) -> String {
+        let t = text(out);
+        self.0.push(t.clone());
+        t
+    }
+}
+
+#[test]
+fn the_shipped_pipeline_deploys_under_a_real_concourse() {
+    let Some(bundle) =
+        Bundle::find("the end-to-end test under a real Concourse (tests/concourse.rs)")
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let rig = Rig::start(&bundle, &[]);
+    eprintln!("e2e: set up in {:.1?}", started.elapsed());
+    let mut seen = Seen::default();
+
+    let v1 = deploys_on_the_webhook(&rig, &mut seen);
+    eprintln!("e2e: 1 done at {:.1?}", started.elapsed());
+    a_crashing_build_fails_the_job_and_rolls_back(&rig, &mut seen, &v1);
+    eprintln!("e2e: 2 done at {:.1?}", started.elapsed());
+    the_webhook_refuses_a_wrong_token_and_name(&rig, &mut seen);
+    eprintln!("e2e: 3 done at {:.1?}", started.elapsed());
+    two_pushes_deploy_in_order_one_at_a_time(&rig, &mut seen);
+    eprintln!("e2e: 4 done at {:.1?}", started.elapsed());
+    a_wrong_registry_password_fails_the_check_clearly(&rig, &mut seen);
+    eprintln!("e2e: 5 done at {:.1?}", started.elapsed());
+
+    for secret in [
+        rig.var("registry_password"),
+        rig.var("kubernetes_token"),
+        rig.var("webhook_token"),
+    ] {
+        for output in &seen.0 {
+            assert!(!output.contains(secret), "a secret in: {output}");
+        }
+    }
+}
+
+/// 1. The webhook answers 201, the check finds the digest, `deploy` starts by itself and succeeds,
+///    and the Deployment runs `repository@digest`, its change-cause linking the build.
+fn deploys_on_the_webhook(rig: &Rig, seen: &mut Seen) -> String {
+    let v1 = rig.push_app("v1");
+    let out = rig.actions_step(rig.var("webhook_token"));
+    let body = seen.keep(&out);
+    assert!(out.status.success(), "the Actions step failed: {body}");
+    // The body of the 201: the check build the webhook created.
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON body");
+    assert_eq!(check["name"], "check", "{body}");
+    assert_eq!(check["resource_name"], RESOURCE, "{body}");
+
+    let build = rig.finished_build(1, BUILD_TIMEOUT);
+    let log = seen.keep(&rig.watch(1));
+    assert_eq!(build.status, "succeeded", "{log}");
+    assert_eq!(rig.versions().first(), Some(&v1), "the check found v1");
+    let pinned = format!("{}@{v1}", rig.repository);
+    assert_eq!(rig.deployed_image(), pinned);
+    assert_eq!(
+        rig.deployment("{.metadata.annotations.kubernetes\\.io/change-cause}"),
+        format!(
+            "image-rollout {pinned} by {PIPELINE}/{JOB} #1 {}/teams/main/pipelines/{PIPELINE}/jobs/{JOB}/builds/1",
+            rig.concourse.url()
+        )
+    );
+    // The put's progress lines, then the put's metadata and the implicit get of its version, as
+    // the ATC records them.
+    let resources = rig.concourse.api(&format!("builds/{}/resources", build.id));
+    assert_eq!(
+        resources["outputs"][0]["version"]["digest"], v1,
+        "{resources}"
+    );
+    // The ATC's events for the job's own steps (the resource type's image check and get have
+    // origins of their own): the put's metadata, and the implicit get of the put's version.
+    let events: Vec<_> = rig
+        .concourse
+        .events(build.id)
+        .into_iter()
+        .filter(|e| {
+            !e["data"]["origin"]["id"]
+                .as_str()
+                .unwrap_or("/")
+                .contains('/')
+        })
+        .collect();
+    let put = events
+        .iter()
+        .find(|e| e["event"] == "finish-put")
+        .expect("a finish-put event");
+    let metadata = put["data"]["metadata"].to_string();
+    for field in [
+        "namespace",
+        "workloads",
+        "previous_image",
+        "image",
+        "duration",
+    ] {
+        assert!(metadata.contains(field), "{field} missing: {metadata}");
+    }
+    assert!(metadata.contains(&pinned), "{metadata}");
+    let gets: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "finish-get")
+        .map(|e| e["data"]["version"]["digest"].clone())
+        .collect();
+    assert_eq!(
+        gets,
+        [v1.as_str(), v1.as_str()],
+        "the get, and the implicit get after the put"
+    );
+    // In fly watch: the get fetched it; the implicit get after the put found that fetch's cache.
+    let (before_put, after_put) = log
+        .split_once("rollout complete")
+        .unwrap_or_else(|| panic!("no completion in:\n{log}"));
+    assert!(before_put.contains(&format!("fetched {pinned}")), "{log}");
+    assert!(after_put.contains("found existing resource cache"), "{log}");
+    v1
+}
+
+/// 2. A build that crashes on start: the job fails with the pod's reason, the Deployment is back
+///    on the previous digest.
+fn a_crashing_build_fails_the_job_and_rolls_back(rig: &Rig, seen: &mut Seen, v1: &str) {
+    let v2 = rig.push_app("v2-crashes");
+    rig.cluster
+        .fail_images(&format!("{}@{v2}", rig.repository), PodFailure::CrashLoop);
+    let out = rig.actions_step(rig.var("webhook_token"));
+    assert!(out.status.success(), "{}", seen.keep(&out));
+    let build = rig.finished_build(2, BUILD_TIMEOUT);
+    let watch = rig.watch(2);
+    let log = seen.keep(&watch);
+    assert_eq!(build.status, "failed", "{log}");
+    assert!(!watch.status.success(), "fly watch exits non-zero");
+    for expected in ["CrashLoopBackOff", CRASH_MESSAGE, "rolled back"] {
+        assert!(log.contains(expected), "{expected:?} missing in:\n{log}");
+    }
+    assert_eq!(rig.deployed_image(), format!("{}@{v1}", rig.repository));
+}
+
+/// 3. A wrong webhook token: 401, no check, no build. A wrong resource name: 404.
+fn the_webhook_refuses_a_wrong_token_and_name(rig: &Rig, seen: &mut Seen) {
+    let newest_check = newest_stored_check(rig);
+    let builds_before = rig.builds().len();
+    let out = rig.actions_step("not-the-token");
+    let log = seen.keep(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("returned error: 401"), "{log}");
+    // Two scheduler periods: a check or build the POST caused would exist by now.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(newest_stored_check(rig) <= newest_check, "no check");
+    assert_eq!(rig.builds().len(), builds_before, "no build");
+
+    let url = format!(
+        "{}/api/v1/teams/main/pipelines/{PIPELINE}/resources/no-such-resource/check/webhook?webhook_token={}",
+        rig.concourse.url(),
+        rig.var("webhook_token")
+    );
+    assert_eq!(rig.concourse.post(&url).0, 404);
+}
+
+/// 4. Two pushes in quick succession: the serial job deploys both, in order, one after the other,
+///    and ends on the newest.
+fn two_pushes_deploy_in_order_one_at_a_time(rig: &Rig, seen: &mut Seen) {
+    // Slow rollouts (each new pod counts as available 3 s after it is ready), so that the second
+    // push surely arrives while the first rollout runs; `out` patches only images, so this stays.
+    min_ready_seconds(rig, 3);
+    let v3 = rig.push_app("v3");
+    assert!(rig.actions_step(rig.var("webhook_token")).status.success());
+    // The second push lands while the first rollout runs.
+    rig.concourse
+        .wait_for("build 3 running", BUILD_TIMEOUT, || {
+            rig.builds()
+                .iter()
+                .any(|b| b.name == "3" && b.status == "started")
+                .then_some(())
+        });
+    let v4 = rig.push_app("v4");
+    assert!(rig.actions_step(rig.var("webhook_token")).status.success());
+    rig.concourse
+        .wait_for("the check found v4", BUILD_TIMEOUT, || {
+            (rig.versions().first() == Some(&v4)).then_some(())
+        });
+    let third = rig.builds().into_iter().find(|b| b.name == "3");
+    assert!(
+        third.is_some_and(|b| !b.finished()),
+        "v4 was found after build 3 ended: nothing tested the serial job"
+    );
+
+    let third = rig.finished_build(3, BUILD_TIMEOUT);
+    let fourth = rig.finished_build(4, BUILD_TIMEOUT);
+    let log = seen.keep(&rig.watch(3));
+    // The rollout's progress lines (slow enough here to show some).
+    assert!(log.contains("/2 updated, "), "no progress line in:\n{log}");
+    seen.keep(&rig.watch(4));
+    assert_eq!(
+        (third.status.as_str(), fourth.status.as_str()),
+        ("succeeded", "succeeded")
+    );
+    assert!(
+        fourth.start >= third.end,
+        "two rollouts at once: {third:?} {fourth:?}"
+    );
+    assert_eq!(rig.deployed_image(), format!("{}@{v4}", rig.repository));
+    let history = rig.cluster.kubectl_ok(&[
+        "-n",
+        &rig.namespace,
+        "rollout",
+        "history",
+        &format!("deploy/{}", testbed::concourse::rig::APP),
+    ]);
+    let at = |v: &str| history.find(&format!("@{v} by")).unwrap_or(usize::MAX);
+    assert!(at(&v3) < at(&v4) && at(&v4) != usize::MAX, "{history}");
+    min_ready_seconds(rig, 0);
+}
+
+fn min_ready_seconds(rig: &Rig, seconds: u32) {
+    rig.cluster.kubectl_ok(&[
+        "-n",
+        &rig.namespace,
+        "patch",
+        "deployment",
+        testbed::concourse::rig::APP,
+        "-p",
+        &format!("{{\"spec\":{{\"minReadySeconds\":{seconds}}}}}"),
+    ]);
+}
+
+/// 5. The app's registry is private (every scenario above pulled with `username`/`password`); with
+///    a wrong password the check fails with the clear error, and shows no secret.
+fn a_wrong_registry_password_fails_the_check_clearly(rig: &Rig, seen: &mut Seen) {
+    let wrong = "wrong-password-7f3a9c";
+    rig.set_pipeline(&[("registry_password", wrong)]);
+    let check = ["check-resource", "-r", &format!("{PIPELINE}/{RESOURCE}")];
+    let out = rig.concourse.fly(&check);
+    let log = seen.keep(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("credentials refused") && log.contains("source.password"),
+        "{log}"
+    );
+    assert!(!log.contains(wrong), "{log}");
+
+    rig.set_pipeline(&[]);
+    let out = rig.concourse.fly(&check);
+    assert!(out.status.success(), "{}", seen.keep(&out));
+}
+
+/// The id of the newest check build of the resource that the ATC stored: one that a webhook or
+/// `fly check-resource` created. (Its scanner's periodic checks run in memory, so they cannot be
+/// mistaken for one; it deletes older stored checks, so this is the newest, not a count.)
+fn newest_stored_check(rig: &Rig) -> i64 {
+    let builds = rig.concourse.api("builds?limit=1000");
+    builds
+        .as_array()
+        .expect("a list of builds")
+        .iter()
+        .filter(|b| b["name"] == "check" && b["resource_name"] == RESOURCE)
+        .filter_map(|b| b["id"].as_i64())
+        .max()
+        .unwrap_or(0)
+}
