@@ -59,6 +59,8 @@ fn the_shipped_pipeline_deploys_under_a_real_concourse() {
     eprintln!("e2e: 4 done at {:.1?}", started.elapsed());
     a_wrong_registry_password_fails_the_check_clearly(&rig, &mut seen);
     eprintln!("e2e: 5 done at {:.1?}", started.elapsed());
+    an_aborted_build_restores_the_previous_digest(&rig, &mut seen);
+    eprintln!("e2e: abort done at {:.1?}", started.elapsed());
 
     for secret in [
         rig.var("registry_password"),
@@ -275,6 +277,35 @@ fn a_wrong_registry_password_fails_the_check_clearly(rig: &Rig, seen: &mut Seen)
     rig.set_pipeline(&[]);
     let out = rig.concourse.fly(&check);
     assert!(out.status.success(), "{}", seen.keep(&out));
+}
+
+/// `fly abort-build` mid-rollout: Concourse sends the put SIGTERM, `out` restores the pod template
+/// it found, and the job ends aborted with the Deployment back on the previous digest.
+fn an_aborted_build_restores_the_previous_digest(rig: &Rig, seen: &mut Seen) {
+    let previous = rig.deployed_image();
+    let v5 = rig.push_app("v5-never-ready");
+    // Its pods run but never become ready: the rollout waits until it is aborted.
+    rig.cluster
+        .fail_images(&format!("{}@{v5}", rig.repository), PodFailure::NeverReady);
+    let name = rig.builds().len() as u32 + 1;
+    let out = rig.actions_step(rig.var("webhook_token"));
+    assert!(out.status.success(), "{}", seen.keep(&out));
+    let pinned = format!("{}@{v5}", rig.repository);
+    rig.concourse
+        .wait_for("the put patched the Deployment", BUILD_TIMEOUT, || {
+            (rig.deployed_image() == pinned).then_some(())
+        });
+    rig.concourse.fly_ok(&[
+        "abort-build",
+        "-j",
+        &format!("{PIPELINE}/{JOB}"),
+        "-b",
+        &name.to_string(),
+    ]);
+    let build = rig.finished_build(name, BUILD_TIMEOUT);
+    let log = seen.keep(&rig.watch(name));
+    assert_eq!(build.status, "aborted", "{log}");
+    assert_eq!(rig.deployed_image(), previous, "{log}");
 }
 
 /// The id of the newest check build of the resource that the ATC stored: one that a webhook or
