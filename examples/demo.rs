@@ -17,9 +17,9 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use testbed::cluster::{ControlPlane, PodFailure};
 use testbed::concourse::Bundle;
+use testbed::concourse::rig::{APP, deployment};
 use testbed::registry::{Auth, ImageSpec, Layout, Registry};
 
-const APP: &str = "family-assistant";
 const NAMESPACE: &str = "ml-bot";
 const RESOURCE: &str = "family-assistant-image";
 
@@ -59,7 +59,7 @@ fn by_hand() {
         "the app runs as deployment/{APP} in namespace {NAMESPACE}, 3 replicas, on the tag"
     ));
     cluster.kubectl_ok(&["create", "namespace", NAMESPACE]);
-    cluster.apply(NAMESPACE, &deployment(&format!("{repository}:main")));
+    cluster.apply(NAMESPACE, &deployment(&format!("{repository}:main"), 3, 2));
     cluster.kubectl_ok(&[
         "-n",
         NAMESPACE,
@@ -235,24 +235,4 @@ fn bin_dir() -> PathBuf {
 
 fn step(text: &str) {
     println!("\n== {text}");
-}
-
-fn deployment(image: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {APP}}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: {APP}}}}}
-  minReadySeconds: 2
-  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
-  template:
-    metadata: {{labels: {{app: {APP}}}}}
-    spec:
-      containers:
-        - name: {APP}
-          image: {image}
-"#
-    )
 }

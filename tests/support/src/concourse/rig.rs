@@ -97,7 +97,10 @@ impl Rig {
         let repository = apps.repository(APP_IMAGE);
         let token = cluster.service_account_token(&namespace, "image-rollout");
         cluster.apply(&namespace, include_str!("../../../../pipeline/rbac.yaml"));
-        cluster.apply(&namespace, &deployment(&format!("{repository}:{TAG}")));
+        cluster.apply(
+            &namespace,
+            &deployment(&format!("{repository}:{TAG}"), 2, 0),
+        );
         let credentials = apps.credentials().expect("a private registry").clone();
         let vars = json!({
             "resource_image": resource_image,
@@ -271,15 +274,17 @@ fn secret(what: &str) -> String {
     format!("{what}-{}", hex::encode(bytes))
 }
 
-/// The app: 2 replicas that roll one at a time, its container named like the app.
-fn deployment(image: &str) -> String {
+/// The app's Deployment: `replicas` pods that roll one at a time, its container named like the
+/// app, each new pod available `min_ready_seconds` after it is ready.
+pub fn deployment(image: &str, replicas: u32, min_ready_seconds: u32) -> String {
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
 metadata: {{name: {APP}}}
 spec:
-  replicas: 2
+  replicas: {replicas}
   selector: {{matchLabels: {{app: {APP}}}}}
+  minReadySeconds: {min_ready_seconds}
   strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
   template:
     metadata: {{labels: {{app: {APP}}}}}
