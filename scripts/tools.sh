@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the Go-built tools the tests and the demo need: etcd, the Kubernetes control
-# plane and kubectl, kwok, crane (benchmark peer), cosign (signs test images) and actionlint
-# (validates the GitHub workflows). Each comes from a pinned wrapper module under
+# plane and kubectl, kwok, crane (benchmark peer), cosign (signs test images), actionlint
+# (validates the GitHub workflows), and Flux's source-controller and kustomize-controller (the
+# GitOps agent of the GitOps-mode tests). Each comes from a pinned wrapper module under
 # tests/support/tools/<name>/ (go.mod + go.sum), so the build is reproducible from the Go module proxy.
 #
 # Binaries are cached outside the checkout, keyed by a hash of the wrapper module and the Go
@@ -35,6 +36,13 @@ build() {
     local target="$out/"
     [ $# -eq 1 ] && target="$out/$name"
     (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $ldflags" -o "$target" "$@")
+    # A controller module ships its CustomResourceDefinitions; keep them beside the binary so the
+    # tests install exactly the CRDs of the version they run.
+    local dir
+    dir=$(cd "$mod" && go list -m -f '{{.Dir}}' "$1" 2>/dev/null || true)
+    if [ -n "$dir" ] && [ -d "$dir/config/crd/bases" ]; then
+      cat "$dir"/config/crd/bases/*.yaml > "$out/$name.crds.yaml"
+    fi
     touch "$out/.complete"
     log "built $name in $((SECONDS - start))s"
   fi
@@ -58,5 +66,8 @@ build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
 build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
 build kubernetes "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+# Flux v1.9.6: the newest release the machine's Go (1.26) builds; v1.10 needs Go 1.27.
+build source-controller "" github.com/fluxcd/source-controller
+build kustomize-controller "" github.com/fluxcd/kustomize-controller
 log "tools ready in $bin"
 echo "$bin"

@@ -59,6 +59,55 @@ pub struct Source {
     pub certificate_authority: Option<Certificates>,
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,
+
+    /// GitOps mode: `out` commits the digest to this repository instead of patching the cluster.
+    pub git: Option<GitSource>,
+}
+
+/// `source.git`: the config repository `out` writes the digest into (GitOps mode).
+///
+/// ```
+/// let git: image_rollout_resource::config::GitSource = serde_json::from_str(
+///     r#"{"uri": "https://github.com/o/config.git", "paths": ["deploy/"]}"#,
+/// ).unwrap();
+/// assert_eq!(git.branch, "main");
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSource {
+    /// `https://host/owner/repo.git` (`http://` only with `insecure`).
+    pub uri: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Files or directories (searched recursively for `*.yaml` / `*.yml`), relative to the root.
+    pub paths: Vec<String>,
+    pub username: Option<String>,
+    /// Password or access token for `username`.
+    pub password: Option<Secret>,
+    /// Accepted so that a pipeline written for ssh fails with a clear reason (ssh is not built in).
+    pub private_key: Option<Secret>,
+    #[serde(default = "default_author_name")]
+    pub author_name: String,
+    #[serde(default = "default_author_email")]
+    pub author_email: String,
+    /// `http://` allowed and no TLS verification, as `source.insecure` for the registry.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Extra PEM CA certificates for the Git server.
+    #[serde(default)]
+    pub ca_certs: Vec<Certificates>,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+fn default_author_name() -> String {
+    "image-rollout".into()
+}
+
+fn default_author_email() -> String {
+    "image-rollout@localhost".into()
 }
 
 /// `source.verify`: whose cosign signatures make a digest deployable. A digest passes when one

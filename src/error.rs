@@ -76,6 +76,10 @@ pub enum Error {
     #[error("kubernetes: {0}")]
     Cluster(String),
 
+    /// The Git server refused or failed a fetch or push; names the server (never credentials).
+    #[error("git {server}: {message}")]
+    Git { server: String, message: String },
+
     /// The rollout did not finish; the message names the workload, pod and reason.
     #[error("{0}")]
     Rollout(String),

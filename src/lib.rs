@@ -20,5 +20,7 @@ pub use check::check;
 pub use config::{CheckRequest, Digest, InRequest, OutRequest, Source, Version};
 pub use error::{Error, Result};
 pub use get::get;
+pub mod gitops;
+pub mod put;
 pub mod rollout;
-pub use rollout::put;
+pub use put::put;

@@ -18,6 +18,9 @@ const DEPLOY: &str = include_str!("../pipeline/deploy.yml");
 const VARS: &str = include_str!("../pipeline/vars.example.yml");
 const ACTIONS_STEP: &str = include_str!("../pipeline/github-actions-step.yml");
 const RBAC: &str = include_str!("../pipeline/rbac.yaml");
+const GITOPS: &str = include_str!("../pipeline/gitops.yml");
+const GITOPS_VARS: &str = include_str!("../pipeline/gitops-vars.example.yml");
+const RBAC_READONLY: &str = include_str!("../pipeline/rbac-readonly.yaml");
 
 /// Keys of vars.example.yml that say where the pipeline is set (team, `-p`), not vars of deploy.yml.
 const PLACEMENT_VARS: [&str; 2] = ["concourse_team", "concourse_pipeline"];
@@ -29,7 +32,11 @@ fn yaml(text: &str) -> Value {
 }
 
 fn vars() -> Map<String, Value> {
-    match yaml(VARS) {
+    vars_of(VARS)
+}
+
+fn vars_of(text: &str) -> Map<String, Value> {
+    match yaml(text) {
         Value::Object(vars) => vars,
         other => panic!("vars.example.yml is not a mapping: {other}"),
     }
@@ -84,14 +91,20 @@ fn interpolate(value: &Value, vars: &Map<String, Value>, used: &mut BTreeSet<Str
 
 /// deploy.yml with vars.example.yml substituted, and the names of the vars it used.
 fn pipeline() -> (Value, BTreeSet<String>) {
+    pipeline_of(DEPLOY, VARS)
+}
+
+/// A pipeline file with its example vars substituted, and the names of the vars it used.
+fn pipeline_of(text: &str, vars: &str) -> (Value, BTreeSet<String>) {
     let mut used = BTreeSet::new();
-    let mut vars = vars();
+    let mut vars = vars_of(vars);
     // The example's `kubernetes_ca` is a placeholder for the PEM the user pastes, and the resource
     // checks PEM as it reads the request; a real certificate stands in for it.
-    assert!(vars.contains_key("kubernetes_ca"));
-    let ca = rcgen::generate_simple_self_signed(vec!["kubernetes.example".into()]).unwrap();
-    vars.insert("kubernetes_ca".into(), ca.cert.pem().into());
-    let pipeline = interpolate(&yaml(DEPLOY), &vars, &mut used);
+    if vars.contains_key("kubernetes_ca") {
+        let ca = rcgen::generate_simple_self_signed(vec!["kubernetes.example".into()]).unwrap();
+        vars.insert("kubernetes_ca".into(), ca.cert.pem().into());
+    }
+    let pipeline = interpolate(&yaml(text), &vars, &mut used);
     (pipeline, used)
 }
 
@@ -170,13 +183,13 @@ fn rollout_resources(pipeline: &Value) -> Vec<&Value> {
 }
 
 /// `fly validate-pipeline --strict` (unknown keys are errors, as in `set-pipeline`) on `deploy`,
-/// with the example vars.
-fn fly_validate(deploy: &str) -> Option<std::process::Output> {
+/// with the example vars of `pipeline/<vars>`.
+fn fly_validate(deploy: &str, vars: &str) -> Option<std::process::Output> {
     let bundle = Bundle::find("fly validate-pipeline of pipeline/deploy.yml")?;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("deploy.yml");
     std::fs::write(&file, deploy).unwrap();
-    let vars = testbed::image::root().join("pipeline/vars.example.yml");
+    let vars = testbed::image::root().join("pipeline").join(vars);
     Some(
         Command::new(bundle.fly())
             .env("HOME", dir.path())
@@ -191,7 +204,7 @@ fn fly_validate(deploy: &str) -> Option<std::process::Output> {
 
 #[test]
 fn fly_validates_the_shipped_pipeline() {
-    let Some(out) = fly_validate(DEPLOY) else {
+    let Some(out) = fly_validate(DEPLOY, "vars.example.yml") else {
         return;
     };
     let text = format!(
@@ -219,7 +232,7 @@ fn fly_rejects_a_misspelt_key_and_an_unknown_resource() {
         ),
     ] {
         assert!(DEPLOY.contains(from), "{from}");
-        let Some(out) = fly_validate(&DEPLOY.replace(from, to)) else {
+        let Some(out) = fly_validate(&DEPLOY.replace(from, to), "vars.example.yml") else {
             return;
         };
         assert!(!out.status.success(), "fly accepted {to}");
@@ -394,4 +407,44 @@ fn actions_step_calls_the_webhook_of_the_shipped_resource() {
             .is_some_and(|v| v.starts_with("${{ vars.")),
         "the Concourse URL comes from a repository variable: {env}"
     );
+}
+
+/// gitops.yml: the same structure checks, its own vars used exactly, its source in GitOps mode
+/// (a `git` block, read-only cluster keys) and polled instead of webhook-driven.
+#[test]
+fn gitops_yml_is_polled_and_parses_in_gitops_mode() {
+    let (pipeline, used) = pipeline_of(GITOPS, GITOPS_VARS);
+    if let Some(out) = fly_validate(GITOPS, "gitops-vars.example.yml") {
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "fly validate-pipeline gitops.yml: {text}"
+        );
+    }
+    let defined: BTreeSet<String> = vars_of(GITOPS_VARS).keys().cloned().collect();
+    assert_eq!(defined, used);
+    for var in var_refs(RBAC_READONLY) {
+        assert!(used.contains(var), "rbac-readonly.yaml names (({var}))");
+    }
+    let [resource] = rollout_resources(&pipeline)[..] else {
+        panic!("expected one `{RESOURCE_TYPE}` resource");
+    };
+    assert!(
+        resource.get("webhook_token").is_none(),
+        "no inbound webhook in GitOps mode"
+    );
+    assert_eq!(resource["check_every"], "1m");
+    let source: Source = serde_json::from_value(resource["source"].clone())
+        .unwrap_or_else(|e| panic!("source: {e}"));
+    let git = source.git.expect("a git block");
+    assert!(git.uri.starts_with("https://") && !git.paths.is_empty());
+    assert!(source.deployment.is_some() && source.kubeconfig.is_some());
+    let put = steps(&pipeline)
+        .into_iter()
+        .find(|(_, s)| s.contains_key("put"))
+        .expect("a put");
+    let params: OutParams = serde_json::from_value(put.1["params"].clone())
+        .unwrap_or_else(|e| panic!("put params: {e}"));
+    assert!(params.image.is_some());
 }

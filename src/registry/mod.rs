@@ -22,7 +22,7 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::config::{Digest, Secret, Source};
+use crate::config::{Certificates, Digest, Secret, Source};
 use crate::error::{Error, Result};
 use auth::Challenge;
 use reference::Reference;
@@ -124,6 +124,21 @@ pub struct Registry {
     known_realm_tried: Cell<bool>,
 }
 
+/// TLS by rustls with the extra `ca_certs`; with `insecure` nothing is verified, so no roots are
+/// loaded (see tls.rs). Shared by every HTTP client of the resource (registry, Git).
+pub fn with_tls(
+    builder: reqwest::ClientBuilder,
+    insecure: bool,
+    ca_certs: &[Certificates],
+) -> reqwest::ClientBuilder {
+    if insecure {
+        builder.danger_accept_invalid_certs(true)
+    } else {
+        let extra: Vec<_> = ca_certs.iter().flat_map(|c| c.der()).cloned().collect();
+        builder.tls_backend_preconfigured(tls::client_config(&extra))
+    }
+}
+
 impl Registry {
     pub fn new(source: &Source) -> Result<Registry> {
         let name = ImageName::parse(&source.repository)?;
@@ -152,18 +167,7 @@ impl Registry {
             .read_timeout(READ_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(redirect_policy(source.insecure));
-        let builder = if source.insecure {
-            // Nothing is verified, so no roots are loaded (see tls.rs).
-            builder.danger_accept_invalid_certs(true)
-        } else {
-            let extra: Vec<_> = source
-                .ca_certs
-                .iter()
-                .flat_map(|c| c.der())
-                .cloned()
-                .collect();
-            builder.tls_backend_preconfigured(tls::client_config(&extra))
-        };
+        let builder = with_tls(builder, source.insecure, &source.ca_certs);
         let http = builder
             .build()
             .map_err(|e| config("source.ca_certs", &format!("cannot set up TLS: {e}")))?;
@@ -583,7 +587,7 @@ fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
 /// `source.insecure`). Credentials never follow a redirect to another host: reqwest drops
 /// `Authorization` whenever the scheme, host or port changes, which is what a registry that
 /// hands out signed storage URLs (ghcr.io) expects.
-fn redirect_policy(insecure: bool) -> reqwest::redirect::Policy {
+pub(crate) fn redirect_policy(insecure: bool) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         let downgrade = attempt.url().scheme() == "http"
             && attempt.previous().iter().any(|u| u.scheme() == "https");

@@ -1,4 +1,4 @@
-//! `out`: patch the workloads' container image to `repository@digest`, wait until the rollout
+//! The cluster mode of `put`: patch the workloads' container image to `repository@digest`, wait until the rollout
 //! really finished, and roll back what changed when it did not.
 //!
 //! Every workload runs its own patch-and-wait concurrently. If any of them fails (or cannot even
@@ -20,7 +20,6 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::core::Selector;
 use serde_json::{Value, json};
 
 use crate::abort::Abort;
@@ -41,7 +40,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// after a few seconds must not declare its own rollback failed after the same few seconds.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs a put. `dir` is the build's working directory (argv[1]); `params.image` is relative to it.
+/// Runs a put in cluster mode. `dir` is the build's working directory (argv[1]).
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let started = Instant::now();
     let abort = Abort::on_signals()?;
@@ -129,16 +128,26 @@ async fn prepare(
     let workloads = workloads(source, params)?;
     // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
     let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
-    let digest = resolve_digest(source, params, dir).await?;
-    if source.verify.is_some() {
-        crate::verify::require(source, &Registry::new(source)?, &digest).await?;
-    }
+    let digest = deployable_digest(source, params, dir).await?;
     access::review(&cluster, &workloads, wait).await?;
     Ok((workloads, digest, cluster))
 }
 
+/// The digest to deploy ([`resolve_digest`]), refused unless signed as `source.verify` demands.
+pub(crate) async fn deployable_digest(
+    source: &Source,
+    params: &OutParams,
+    dir: &Path,
+) -> Result<Digest> {
+    let digest = resolve_digest(source, params, dir).await?;
+    if source.verify.is_some() {
+        crate::verify::require(source, &Registry::new(source)?, &digest).await?;
+    }
+    Ok(digest)
+}
+
 /// `workloads`, or `deployment` as shorthand; params override source.
-fn workloads(source: &Source, params: &OutParams) -> Result<Vec<WorkloadRef>> {
+pub(crate) fn workloads(source: &Source, params: &OutParams) -> Result<Vec<WorkloadRef>> {
     let (deployment, workloads, key) = if params.deployment.is_some() || params.workloads.is_some()
     {
         (&params.deployment, &params.workloads, "params")
@@ -225,7 +234,7 @@ async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Resu
 }
 
 /// `kubernetes.io/change-cause`: which build deployed what, with a link back to it.
-fn change_cause(image: &str) -> String {
+pub(crate) fn change_cause(image: &str) -> String {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (
         var("BUILD_PIPELINE_NAME"),
@@ -249,7 +258,7 @@ fn change_cause(image: &str) -> String {
 }
 
 /// `a, b, c`: how lists of workloads, images and containers read in logs and messages.
-fn comma<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+pub(crate) fn comma<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
     items
         .into_iter()
         .map(|i| i.to_string())
@@ -427,12 +436,7 @@ impl Run<'_> {
         if !self.wait {
             return Ok(String::new());
         }
-        let selector = object
-            .selector()
-            .cloned()
-            .and_then(|s| Selector::try_from(s).ok())
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+        let selector = wait::selector(object);
         let label = workload.to_string();
         let target = wait::Target {
             client: self.cluster.client.clone(),
@@ -440,6 +444,7 @@ impl Run<'_> {
             name: &workload.name,
             selector: &selector,
             label: &label,
+            applying: None,
         };
         let done = wait::rollout::<K>(target, images, timeout, abort).await?;
         eprintln!("{workload}: rollout complete");
@@ -576,24 +581,12 @@ impl Run<'_> {
     }
 
     fn api_error(&self, workload: &WorkloadRef, verb: &str, e: &kube::Error) -> Error {
-        if let kube::Error::Api(status) = e
-            && status.code == 404
-        {
-            return Error::Cluster(format!(
-                "{workload} not found in namespace {}; check source.namespace and the workload name",
-                self.cluster.namespace
-            ));
-        }
-        Error::Cluster(format!(
-            "{verb} {workload} in namespace {}: {}",
-            self.cluster.namespace,
-            cluster::describe(&self.cluster.server, e)
-        ))
+        self.cluster.api_error(workload, verb, e)
     }
 }
 
 /// A wait that ended without the rollout, as the put's error for `workload`.
-fn wait_error(workload: &WorkloadRef, e: WaitError) -> Error {
+pub(crate) fn wait_error(workload: &WorkloadRef, e: WaitError) -> Error {
     Error::Rollout(match e {
         WaitError::Failed(reason) => format!("{workload} did not roll out: {reason}"),
         other => format!("{workload}: {other}"),
@@ -644,15 +637,15 @@ fn restore_patch(
 }
 
 /// A container `out` will update.
-struct Selected {
-    name: String,
-    image: String,
+pub(crate) struct Selected {
+    pub name: String,
+    pub image: String,
     init: bool,
 }
 
 /// The containers to update: `container` if given, else every container and initContainer whose
 /// image is from `repository` (sidecars from other repositories are left alone).
-fn select_containers(
+pub(crate) fn select_containers(
     template: &PodTemplateSpec,
     container: Option<&str>,
     repository: &ImageName,
@@ -715,7 +708,7 @@ fn select_containers(
 
 /// Whether a container's `image` (`repo`, `repo:tag`, `repo@digest`, `repo:tag@digest`) is from
 /// `repository`, comparing normalised names (`alpine` is `docker.io/library/alpine`).
-fn same_repository(image: &str, repository: &ImageName) -> bool {
+pub(crate) fn same_repository(image: &str, repository: &ImageName) -> bool {
     let without_digest = image.split('@').next().unwrap_or(image);
     let name = match without_digest.rsplit_once(':') {
         // A colon after the last slash is a tag; before it, a registry port.

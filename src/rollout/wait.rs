@@ -15,9 +15,14 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::time::Instant;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::core::Selector;
+
+use super::cluster::Cluster;
 use super::pods::{self, PodProblem};
 use super::workload::{Rollout, Workload};
 use crate::abort::{Abort, Cause};
+use crate::config::{WorkloadKind, WorkloadRef};
 
 /// How long a new pod may sit in a failing state (image pull error, crash loop, unschedulable)
 /// before the rollout is declared failed. Long enough to ride out one transient registry error
@@ -63,6 +68,53 @@ pub struct Target<'a> {
     pub selector: &'a str,
     /// Prefixes progress lines (`deployment/web`).
     pub label: &'a str,
+    /// GitOps mode: the images the template may still run while someone else (the agent) is
+    /// about to apply the change; `None` when this put changed the template itself.
+    pub applying: Option<&'a BTreeMap<String, String>>,
+}
+
+/// [`rollout`] for a workload named by kind: returns its revision once complete.
+pub async fn workload(
+    cluster: &Cluster,
+    workload: &WorkloadRef,
+    selector: &str,
+    images: &BTreeMap<String, String>,
+    applying: Option<&BTreeMap<String, String>>,
+    timeout: Duration,
+    abort: &Abort,
+) -> Result<String, WaitError> {
+    let label = workload.to_string();
+    let target = Target {
+        client: cluster.client.clone(),
+        namespace: &cluster.namespace,
+        name: &workload.name,
+        selector,
+        label: &label,
+        applying,
+    };
+    let revision = match workload.kind {
+        WorkloadKind::Deployment => rollout::<Deployment>(target, images, timeout, abort)
+            .await?
+            .revision(),
+        WorkloadKind::StatefulSet => rollout::<StatefulSet>(target, images, timeout, abort)
+            .await?
+            .revision(),
+        WorkloadKind::DaemonSet => rollout::<DaemonSet>(target, images, timeout, abort)
+            .await?
+            .revision(),
+    };
+    eprintln!("{workload}: rollout complete");
+    Ok(revision)
+}
+
+/// The workload's pod selector as a label-selector string (empty when it has none).
+pub fn selector<K: Workload>(object: &K) -> String {
+    object
+        .selector()
+        .cloned()
+        .and_then(|s| Selector::try_from(s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 /// Waits until the workload's rollout is complete, or fails with a one-line reason.
@@ -81,6 +133,7 @@ pub async fn rollout<K: Workload>(
         name,
         selector,
         label,
+        applying,
     } = target;
     let started = Instant::now();
     let deadline = started + timeout;
@@ -110,13 +163,22 @@ pub async fn rollout<K: Workload>(
         let now = Instant::now();
         if let Some(workload) = workloads.get(&key) {
             let template = workload.template().and_then(|t| t.spec.as_ref());
-            if !template.is_some_and(|spec| pods::spec_runs(spec, images)) {
+            let runs = |images| template.is_some_and(|spec| pods::spec_runs(spec, images));
+            let rollout = if runs(images) {
+                workload.rollout()
+            } else if applying.is_some_and(runs) {
+                let wanted: Vec<String> = images.iter().map(|(c, i)| format!("{c}={i}")).collect();
+                Rollout::Waiting(format!(
+                    "waiting for the pod template to run {}",
+                    wanted.join(" ")
+                ))
+            } else {
                 let now = template.map(|spec| pods::images_of(spec, images));
                 return Err(WaitError::Replaced(
                     now.unwrap_or_else(|| "no pod template".into()),
                 ));
-            }
-            match workload.rollout() {
+            };
+            match rollout {
                 Rollout::Complete => return Ok((*workload).clone()),
                 Rollout::Failed(reason) => return Err(WaitError::Failed(reason)),
                 Rollout::Waiting(line) => {

@@ -5,6 +5,8 @@
 pub mod cluster;
 pub mod concourse;
 pub mod cosign;
+pub mod flux;
+pub mod git;
 pub mod image;
 pub mod process;
 pub mod registry;

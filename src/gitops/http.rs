@@ -1,0 +1,237 @@
+//! Git's smart HTTP protocol for libgit2, spoken by reqwest.
+//!
+//! libgit2 is built without its own HTTPS (which would link OpenSSL next to rustls): it keeps the
+//! pack protocol — negotiation, pack building, report-status — and this subtransport carries its
+//! bytes. Each libgit2 request is one HTTP request: `GET …/info/refs?service=…` for the ref
+//! advertisement, `POST …/git-upload-pack` or `…/git-receive-pack` with the buffered request body.
+//! TLS, CA certificates and `insecure` are therefore exactly the registry's (same client setup).
+//!
+//! libgit2 calls in synchronously; the calls run on a blocking thread and drive the async client
+//! with the runtime's handle.
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, Once};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use tokio::runtime::Handle;
+
+use crate::rollout::cluster::root_cause;
+
+/// How the put talks to one Git server.
+pub struct Http {
+    pub client: reqwest::Client,
+    authorization: Option<HeaderValue>,
+    handle: Handle,
+    /// The first HTTP-level failure, in our words: libgit2 wraps transport errors in its own
+    /// phrasing, and the caller wants to say "credentials refused", not "unexpected error".
+    failure: Mutex<Option<String>>,
+}
+
+/// The `Http` libgit2's transports use; one put talks to one server.
+static CURRENT: Mutex<Option<Arc<Http>>> = Mutex::new(None);
+
+impl Http {
+    pub fn new(
+        client: reqwest::Client,
+        credentials: Option<(&str, &str)>,
+        handle: Handle,
+    ) -> Arc<Http> {
+        let authorization = credentials.map(|(user, password)| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let mut value =
+                HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header");
+            value.set_sensitive(true);
+            value
+        });
+        Arc::new(Http {
+            client,
+            authorization,
+            handle,
+            failure: Mutex::new(None),
+        })
+    }
+
+    /// Makes libgit2 use this client for `http://` and `https://` remotes from now on.
+    pub fn install(self: &Arc<Http>) -> Result<(), git2::Error> {
+        *CURRENT.lock().expect("not poisoned") = Some(self.clone());
+        static REGISTER: Once = Once::new();
+        let mut result = Ok(());
+        REGISTER.call_once(|| {
+            for scheme in ["http", "https"] {
+                // SAFETY: registration happens once, before any remote of this process exists.
+                let registered = unsafe {
+                    git2::transport::register(scheme, |remote| {
+                        let http = CURRENT
+                            .lock()
+                            .expect("not poisoned")
+                            .clone()
+                            .ok_or_else(|| git2::Error::from_str("no HTTP client installed"))?;
+                        Transport::smart(remote, true, Subtransport(http))
+                    })
+                };
+                if let Err(e) = registered {
+                    result = Err(e);
+                }
+            }
+        });
+        result
+    }
+
+    /// The failure recorded since the last call, if any.
+    pub fn take_failure(&self) -> Option<String> {
+        self.failure.lock().expect("not poisoned").take()
+    }
+
+    fn fail(&self, message: String) -> io::Error {
+        self.failure
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(message.clone());
+        io::Error::other(message)
+    }
+}
+
+struct Subtransport(Arc<Http>);
+
+impl SmartSubtransport for Subtransport {
+    fn action(
+        &self,
+        url: &str,
+        service: Service,
+    ) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
+        Ok(Box::new(Stream {
+            http: self.0.clone(),
+            url: url.trim_end_matches('/').to_string(),
+            service,
+            body: Vec::new(),
+            response: None,
+            chunk: Bytes::new(),
+        }))
+    }
+
+    fn close(&self) -> Result<(), git2::Error> {
+        Ok(())
+    }
+}
+
+/// One request: libgit2 writes the body, then reads the answer.
+struct Stream {
+    http: Arc<Http>,
+    url: String,
+    service: Service,
+    body: Vec<u8>,
+    response: Option<Response>,
+    chunk: Bytes,
+}
+
+impl Stream {
+    fn send(&mut self) -> io::Result<Response> {
+        let (service, advertisement) = match self.service {
+            Service::UploadPackLs => ("git-upload-pack", true),
+            Service::UploadPack => ("git-upload-pack", false),
+            Service::ReceivePackLs => ("git-receive-pack", true),
+            Service::ReceivePack => ("git-receive-pack", false),
+        };
+        let http = &self.http;
+        let mut request = if advertisement {
+            http.client.request(
+                Method::GET,
+                format!("{}/info/refs?service={service}", self.url),
+            )
+        } else {
+            http.client
+                .request(Method::POST, format!("{}/{service}", self.url))
+                .header(CONTENT_TYPE, format!("application/x-{service}-request"))
+                .header(ACCEPT, format!("application/x-{service}-result"))
+                .body(std::mem::take(&mut self.body))
+        };
+        if let Some(auth) = &http.authorization {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let response = http
+            .handle
+            .block_on(request.send())
+            .map_err(|e| http.fail(format!("cannot connect ({})", root_cause(&e))))?;
+        let status = response.status();
+        let write = service == "git-receive-pack";
+        let denied = |m: String| http.fail(m);
+        match status {
+            StatusCode::UNAUTHORIZED if http.authorization.is_some() => {
+                return Err(denied("credentials refused (HTTP 401); check source.git.username and source.git.password".into()));
+            }
+            StatusCode::UNAUTHORIZED => {
+                return Err(denied("the server wants credentials (HTTP 401); set source.git.username and source.git.password".into()));
+            }
+            StatusCode::FORBIDDEN => {
+                return Err(denied(format!(
+                    "access denied (HTTP 403); the credentials need {} access to the repository",
+                    if write { "write (push)" } else { "read" }
+                )));
+            }
+            StatusCode::NOT_FOUND => {
+                return Err(
+                    http.fail("repository not found (HTTP 404); check source.git.uri".into())
+                );
+            }
+            s if !s.is_success() => {
+                return Err(http.fail(format!("{service}: HTTP {s}")));
+            }
+            _ => {}
+        }
+        if advertisement {
+            let expected = format!("application/x-{service}-advertisement");
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if content_type != expected {
+                return Err(http.fail(format!(
+                    "not a smart-HTTP Git server (answered {content_type:?} instead of {expected}); check source.git.uri"
+                )));
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.body.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.response.is_none() {
+            self.response = Some(self.send()?);
+        }
+        while self.chunk.is_empty() {
+            let response = self.response.as_mut().expect("sent above");
+            let next = self.http.handle.block_on(response.chunk());
+            match next {
+                Ok(Some(chunk)) => self.chunk = chunk,
+                Ok(None) => return Ok(0),
+                Err(e) => {
+                    return Err(self.http.fail(format!(
+                        "connection lost while reading ({})",
+                        root_cause(&e)
+                    )));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}

@@ -1,0 +1,493 @@
+//! The GitOps mode of `put` (`source.git`): commit `repository@digest` into the YAML of a config
+//! repository, push it fast-forward only, and — with cluster keys — wait, reading only, until the
+//! agent (Flux, Argo CD) has applied it and the rollout is complete. Git is the truth: on failure
+//! a revert commit is pushed and the agent brings the previous digest back; the cluster is never
+//! written to.
+
+pub mod edit;
+pub mod http;
+pub mod repo;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use git2::{Oid, Signature};
+
+use crate::abort::Abort;
+use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
+use crate::error::{Error, Result};
+use crate::protocol::{Metadata, StepOutput};
+use crate::registry::{ImageName, redirect_policy, with_tls};
+use crate::rollout::cluster::{self, Cluster, Observed};
+use crate::rollout::{change_cause, comma, deployable_digest, wait, wait_error, workloads};
+use edit::Target;
+use http::Http;
+use repo::{Pushed, Repo};
+
+/// Long enough for an agent's poll interval (Flux's default is 1–10 min) plus the rollout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How often a push rejected because the branch moved is retried (fetch, redo the edit, push).
+const PUSH_ATTEMPTS: usize = 5;
+
+/// Runs a put in GitOps mode. `dir` is the build's working directory (argv[1]).
+pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
+    let started = Instant::now();
+    let OutRequest { source, params } = request;
+    let git = source
+        .git
+        .clone()
+        .expect("put() dispatches here only with source.git");
+    if params.dry_run {
+        return Err(Error::Config {
+            key: "params.dry_run",
+            message: "is not available with source.git: what is pushed is what the agent applies"
+                .into(),
+        });
+    }
+    let http = connect(&git)?;
+    let server = server_name(&git.uri);
+    let digest = deployable_digest(&source, &params, dir).await?;
+    let image = format!("{}@{digest}", source.repository);
+    let repository = ImageName::parse(&source.repository)?;
+    let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
+
+    // Read the workloads before pushing: what they run now is what a failure goes back to, and a
+    // missing workload or permission fails the put before anything is pushed.
+    let watch = match watched(&source, &params)? {
+        Some(list) if params.wait.unwrap_or(true) => {
+            Some(Watch::read(&source, &params, list, &repository, timeout).await?)
+        }
+        _ => None,
+    };
+
+    let repo = Repo::new(&git, http, server)?;
+    let message = format!(
+        "deploy {image}\n\n{}\n",
+        change_cause(&image).replacen("image-rollout ", "by image-rollout: ", 1)
+    );
+    let (repo, deployed) = blocking({
+        let (git, image, digest) = (git.clone(), image.clone(), digest.to_string());
+        let repository = repository.clone();
+        move || {
+            let target = Target {
+                repository: &repository,
+                image: &image,
+                digest: &digest,
+            };
+            let deployed = deploy(&repo, &git, &target, &message);
+            deployed.map(|d| (repo, d))
+        }
+    })
+    .await?;
+    match deployed.commit {
+        Some(commit) => eprintln!(
+            "pushed {commit} to {} {}: {} ({})",
+            repo.server,
+            repo.branch,
+            comma(&deployed.files),
+            comma(&deployed.previous)
+        ),
+        None => eprintln!(
+            "{} {} already deploys {image} in {}; nothing to commit",
+            repo.server,
+            repo.branch,
+            comma(&deployed.files)
+        ),
+    }
+
+    let mut metadata = vec![
+        Metadata::new(
+            "commit",
+            deployed
+                .commit
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none (already at the digest)".into()),
+        ),
+        Metadata::new("branch", &git.branch),
+        Metadata::new("files", comma(&deployed.files)),
+        Metadata::new("previous_images", comma(&deployed.previous)),
+        Metadata::new("image", &image),
+    ];
+    if let Some(watch) = &watch {
+        let revisions = watch.wait(&image).await;
+        if let Err(failure) = revisions {
+            return Err(watch
+                .fail(failure, &image, repo, deployed.commit, &params, &git)
+                .await);
+        }
+        metadata.extend([
+            Metadata::new("namespace", &watch.cluster.namespace),
+            Metadata::new("workloads", comma(watch.workloads.iter().map(|(w, _)| w))),
+            Metadata::new("revision", comma(revisions.unwrap_or_default())),
+        ]);
+    }
+    metadata.extend([
+        Metadata::new("duration", format!("{}s", started.elapsed().as_secs())),
+        Metadata::new("rolled_back", "false"),
+    ]);
+    Ok(StepOutput {
+        version: crate::Version { digest },
+        metadata,
+    })
+}
+
+/// Checks `source.git` and sets up the HTTP client libgit2 will use.
+fn connect(git: &GitSource) -> Result<Arc<Http>> {
+    let bad = |key: &'static str, message: &str| Error::Config {
+        key,
+        message: message.into(),
+    };
+    let ssh = git.uri.starts_with("ssh://") || !git.uri.contains("://");
+    if git.private_key.is_some() || ssh {
+        return Err(bad(
+            if ssh {
+                "source.git.uri"
+            } else {
+                "source.git.private_key"
+            },
+            "ssh is not supported (it would link libssh2 and OpenSSL beside rustls); use the https URI with username and password (a token)",
+        ));
+    }
+    let url = reqwest::Url::parse(&git.uri)
+        .map_err(|e| bad("source.git.uri", &format!("is not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if git.insecure => {}
+        "http" => {
+            return Err(bad(
+                "source.git.uri",
+                "is plain http; use https, or set source.git.insecure: true to send credentials unencrypted",
+            ));
+        }
+        other => {
+            return Err(bad(
+                "source.git.uri",
+                &format!("scheme `{other}` is not supported; use https://"),
+            ));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "source.git.uri",
+            "contains credentials; put them in source.git.username and source.git.password",
+        ));
+    }
+    if git.paths.is_empty() {
+        return Err(bad(
+            "source.git.paths",
+            "is empty; list the files or directories holding the manifests (e.g. [deploy/])",
+        ));
+    }
+    let credentials = match (&git.username, &git.password) {
+        (Some(user), Some(password)) => Some((user.as_str(), password.expose())),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(bad(
+                "source.git.password",
+                "is required with source.git.username",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "source.git.username",
+                "is required with source.git.password (any name works with a GitHub token)",
+            ));
+        }
+    };
+    // No bound on a whole request (a pack can be large); a stalled read still ends after 60 s.
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!(
+            "image-rollout-resource/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .redirect(redirect_policy(git.insecure));
+    let client = with_tls(builder, git.insecure, &git.ca_certs)
+        .build()
+        .map_err(|e| bad("source.git.ca_certs", &format!("cannot set up TLS: {e}")))?;
+    let http = Http::new(client, credentials, tokio::runtime::Handle::current());
+    http.install().map_err(|e| Error::Git {
+        server: server_name(&git.uri),
+        message: format!("cannot register the HTTP transport: {}", e.message()),
+    })?;
+    Ok(http)
+}
+
+/// The URI as messages show it.
+fn server_name(uri: &str) -> String {
+    uri.trim_end_matches('/').to_string()
+}
+
+/// Runs libgit2's synchronous work off the async thread (its transport blocks on the runtime).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Rollout(format!("the Git worker stopped: {e}")))?
+}
+
+/// What the deploy commit did.
+struct Deployed {
+    /// `None` when every reference already was at the digest.
+    commit: Option<Oid>,
+    files: Vec<String>,
+    previous: Vec<String>,
+}
+
+/// Fetch the tip, edit, commit, push; on a rejected push (the branch moved) start over from the
+/// new tip, at most [`PUSH_ATTEMPTS`] times.
+fn deploy(repo: &Repo, git: &GitSource, target: &Target, message: &str) -> Result<Deployed> {
+    let author = signature(git)?;
+    let mut files_changed = Vec::new();
+    let mut previous = Vec::new();
+    let commit = push_with_retry(repo, |tip| {
+        let files = repo.yaml_files(tip, &git.paths)?;
+        let mut changes = Vec::new();
+        let mut matches = 0;
+        previous.clear();
+        for file in &files {
+            let edited = edit::edit(&file.text, target).map_err(|e| Error::File {
+                path: file.path.clone(),
+                message: format!("is not valid YAML ({e}); nothing was pushed"),
+            })?;
+            matches += edited.matches;
+            previous.extend(edited.previous);
+            if edited.text != file.text {
+                changes.push((file, edited.text));
+            }
+        }
+        if matches == 0 {
+            return Err(Error::Config {
+                key: "source.git.paths",
+                message: format!(
+                    "no image of {} in {} (branch {}); nothing was pushed",
+                    target.image.split('@').next().unwrap_or_default(),
+                    comma(files.iter().map(|f| &f.path)),
+                    repo.branch
+                ),
+            });
+        }
+        files_changed = changes.iter().map(|(f, _)| f.path.clone()).collect();
+        if changes.is_empty() {
+            files_changed = files.iter().map(|f| f.path.clone()).collect();
+            return Ok(None);
+        }
+        repo.commit_files(tip, &changes, message, &author).map(Some)
+    })?;
+    previous.sort();
+    previous.dedup();
+    Ok(Deployed {
+        commit,
+        files: files_changed,
+        previous,
+    })
+}
+
+/// Fetch the tip, let `make` build a commit on it (or decide there is nothing to do), push it.
+/// A rejection is retried only when the branch really moved; otherwise (a hook, a protection
+/// rule) the server's reason ends the put.
+fn push_with_retry(
+    repo: &Repo,
+    mut make: impl FnMut(Oid) -> Result<Option<Oid>>,
+) -> Result<Option<Oid>> {
+    let mut last: Option<(Oid, String)> = None;
+    for attempt in 1..=PUSH_ATTEMPTS {
+        let tip = repo.fetch()?;
+        if let Some((previous_tip, reason)) = &last
+            && *previous_tip == tip
+        {
+            return Err(Error::Git {
+                server: repo.server.clone(),
+                message: format!("push to {} rejected: {reason}", repo.branch),
+            });
+        }
+        let Some(commit) = make(tip)? else {
+            return Ok(None);
+        };
+        match repo.push(commit)? {
+            Pushed::Yes => return Ok(Some(commit)),
+            Pushed::Rejected(reason) => {
+                eprintln!(
+                    "push to {} rejected ({reason}); fetching again ({attempt}/{PUSH_ATTEMPTS})",
+                    repo.branch
+                );
+                last = Some((tip, reason));
+            }
+        }
+    }
+    Err(Error::Git {
+        server: repo.server.clone(),
+        message: format!(
+            "gave up after {PUSH_ATTEMPTS} pushes: {} kept moving; nothing of this put was pushed",
+            repo.branch
+        ),
+    })
+}
+
+fn signature(git: &GitSource) -> Result<Signature<'static>> {
+    Signature::now(&git.author_name, &git.author_email).map_err(|e| Error::Config {
+        key: "source.git.author_name",
+        message: format!("is not a usable commit author ({})", e.message()),
+    })
+}
+
+/// The workloads to wait for, when cluster keys are set at all.
+fn watched(source: &Source, params: &OutParams) -> Result<Option<Vec<WorkloadRef>>> {
+    let any = source.deployment.is_some()
+        || source.workloads.is_some()
+        || params.deployment.is_some()
+        || params.workloads.is_some();
+    if any {
+        workloads(source, params).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The workloads as they were before the push, watched read-only afterwards.
+struct Watch {
+    cluster: Cluster,
+    workloads: Vec<(WorkloadRef, Observed)>,
+    abort: Abort,
+    timeout: Duration,
+}
+
+impl Watch {
+    async fn read(
+        source: &Source,
+        params: &OutParams,
+        list: Vec<WorkloadRef>,
+        repository: &ImageName,
+        timeout: Duration,
+    ) -> Result<Watch> {
+        let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
+        let container = params.container.as_deref().or(source.container.as_deref());
+        let mut workloads = Vec::new();
+        for w in list {
+            let observed = cluster.observe(&w, container, repository).await?;
+            workloads.push((w, observed));
+        }
+        // From here on SIGTERM/SIGINT end the wait (and revert) instead of killing the process.
+        let abort = Abort::on_signals()?;
+        Ok(Watch {
+            cluster,
+            workloads,
+            abort,
+            timeout,
+        })
+    }
+
+    /// Waits for every workload to run `image` — or, with `back`, what it ran before — with a
+    /// complete rollout. Meanwhile the template may still run the other one: the agent has not
+    /// applied the commit yet; anything else means someone else changed it. Returns the
+    /// revisions, or every failure in one line.
+    async fn wait_for(&self, image: &str, back: bool) -> Result<Vec<String>, String> {
+        let results = join_all(self.workloads.iter().map(|(w, observed)| {
+            let ours: BTreeMap<String, String> = observed
+                .images
+                .keys()
+                .map(|c| (c.clone(), image.to_string()))
+                .collect();
+            async move {
+                let (images, applying) = if back {
+                    (&observed.images, &ours)
+                } else {
+                    (&ours, &observed.images)
+                };
+                wait::workload(
+                    &self.cluster,
+                    w,
+                    &observed.selector,
+                    images,
+                    Some(applying),
+                    self.timeout,
+                    &self.abort,
+                )
+                .await
+                .map_err(|e| wait_error(w, e))
+            }
+        }))
+        .await;
+        let failures: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        if failures.is_empty() {
+            Ok(results.into_iter().filter_map(|r| r.ok()).collect())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    async fn wait(&self, image: &str) -> Result<Vec<String>, String> {
+        eprintln!(
+            "waiting for the agent to apply {image} to {} in namespace {}",
+            comma(self.workloads.iter().map(|(w, _)| w)),
+            self.cluster.namespace
+        );
+        self.wait_for(image, false).await
+    }
+
+    /// The put failed: push a revert of our commit (when there is one and rollback is on) and
+    /// wait for the agent to bring the previous images back.
+    async fn fail(
+        &self,
+        failure: String,
+        image: &str,
+        repo: Repo,
+        commit: Option<Oid>,
+        params: &OutParams,
+        git: &GitSource,
+    ) -> Error {
+        let Some(commit) = commit else {
+            return Error::Rollout(format!(
+                "{failure}; this put pushed nothing, so there is nothing to revert"
+            ));
+        };
+        if !params.rollback_on_failure.unwrap_or(true) {
+            return Error::Rollout(format!(
+                "{failure}; left as is (rollback_on_failure: false): {commit} stays on {}",
+                git.branch
+            ));
+        }
+        eprintln!("reverting {commit} on {}", git.branch);
+        let reverted = blocking({
+            let git = git.clone();
+            let message = format!("revert {commit}\n\nThe rollout failed: {failure}\n");
+            move || {
+                let author = signature(&git)?;
+                push_with_retry(&repo, |tip| repo.revert(commit, tip, &message, &author))
+            }
+        })
+        .await;
+        let revert = match reverted {
+            Ok(Some(revert)) => revert.to_string(),
+            Ok(None) => "nothing (already reverted)".into(),
+            Err(e) => return Error::Rollout(format!("{failure}; REVERT FAILED: {e}")),
+        };
+        eprintln!(
+            "pushed revert {revert}; waiting for the agent to bring the previous images back"
+        );
+        let back = comma(self.workloads.iter().map(|(w, o)| {
+            format!(
+                "{w} {}",
+                comma(o.images.iter().map(|(c, i)| format!("{c}={i}")))
+            )
+        }));
+        match self.wait_for(image, true).await {
+            Ok(_) => Error::Rollout(format!(
+                "{failure}; reverted {commit} on {} with {revert}; back on {back}",
+                git.branch
+            )),
+            Err(e) => Error::Rollout(format!(
+                "{failure}; reverted {commit} on {} with {revert}, but ROLLBACK FAILED: {e}",
+                git.branch
+            )),
+        }
+    }
+}

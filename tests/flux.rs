@@ -1,0 +1,198 @@
+//! GitOps end to end: `out` commits to a real Git server (git http-backend behind lighttpd), a
+//! real Flux (source-controller + kustomize-controller, built from the Go module proxy) applies the
+//! commit to a real control plane, and `out` waits as the read-only identity of
+//! `pipeline/rbac-readonly.yaml` until the rollout is complete — or, for a crashing build, fails
+//! with the pod's reason, pushes a revert commit and waits for Flux to bring the previous digest
+//! back.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testbed::cluster::{CRASH_MESSAGE, ControlPlane, PodFailure};
+use testbed::flux::Flux;
+use testbed::git::{GitServer, PASSWORD, USER};
+use testbed::step::{self, StepResult};
+
+const REPO: &str = "registry.example.test/team/app";
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+fn deployment(image: &str) -> String {
+    format!(
+        r#"# deployed by Flux from this repository
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+        - name: app
+          image: {image}   # written by image-rollout
+"#
+    )
+}
+
+fn out(source: &Value, digest: &str) -> StepResult {
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "params": {"digest": digest, "timeout": "3m"}});
+    let result = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]);
+    result.assert_never_prints(PASSWORD);
+    result
+}
+
+fn image(cp: &ControlPlane, ns: &str) -> String {
+    cp.kubectl_ok(&[
+        "-n",
+        ns,
+        "get",
+        "deploy/web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ])
+}
+
+fn rolled_out(cp: &ControlPlane, ns: &str, timeout: &str) -> String {
+    cp.kubectl_ok(&[
+        "-n",
+        ns,
+        "rollout",
+        "status",
+        "deploy/web",
+        &format!("--timeout={timeout}"),
+    ])
+}
+
+#[test]
+fn flux_applies_the_pushed_digest_and_a_crashing_build_is_reverted_through_git() {
+    let cp = ControlPlane::shared();
+    let mut flux = Flux::start(cp);
+    let server = GitServer::start();
+    let ns = cp.namespace("gitops");
+    server.commit(
+        "main",
+        &[("deploy/deployment.yaml", &deployment(&format!("{REPO}:v1")))],
+        "seed",
+    );
+    flux.sync(cp, &ns, &server.url, USER, PASSWORD);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while cp.kubectl(&["-n", &ns, "get", "deploy/web"]).status.code() != Some(0) {
+        flux.ensure_running();
+        assert!(
+            Instant::now() < deadline,
+            "Flux never applied the seed commit:\n{}",
+            flux.logs()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    rolled_out(cp, &ns, "120s");
+
+    // The shipped read-only identity: it can watch, and it cannot write.
+    cp.apply(&ns, include_str!("../pipeline/rbac-readonly.yaml"));
+    let token = cp
+        .kubectl_ok(&["create", "token", "image-rollout-readonly", "-n", &ns])
+        .trim()
+        .to_string();
+    let account = format!("system:serviceaccount:{ns}:image-rollout-readonly");
+    let can = |verb: &str| {
+        let out = cp.kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            "deployments",
+            "-n",
+            &ns,
+            "--as",
+            &account,
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        (can("watch"), can("patch"), can("update")),
+        ("yes".into(), "no".into(), "no".into())
+    );
+    let source = json!({
+        "repository": REPO,
+        "namespace": ns,
+        "deployment": "web",
+        "kubeconfig": cp.kubeconfig_for_token(&ns, &token),
+        "git": {"uri": server.url, "paths": ["deploy"], "username": USER, "password": PASSWORD,
+                "insecure": true, "author_name": "CI", "author_email": "ci@example.test"},
+    });
+
+    // A healthy build: pushed, applied by Flux, rolled out; `out` returns after all of it.
+    let d1 = digest(1);
+    let started = Instant::now();
+    let result = out(&source, &d1);
+    let output = result.json();
+    eprintln!(
+        "put (push → Flux → rollout complete) took {:?}\n{}",
+        started.elapsed(),
+        result.stderr
+    );
+    assert_eq!(image(cp, &ns), format!("{REPO}@{d1}"));
+    let status = rolled_out(cp, &ns, "1s");
+    assert!(status.contains("successfully rolled out"), "{status}");
+    for line in [
+        "waiting for the agent to apply",
+        "deployment/web: waiting for the pod template to run app=",
+        "deployment/web: rollout complete",
+    ] {
+        assert!(
+            result.stderr.contains(line),
+            "{line:?} missing:\n{}",
+            result.stderr
+        );
+    }
+    assert!(result.stderr.contains("/2 updated, "), "{}", result.stderr);
+    let head = server.git(&["rev-parse", "main"]);
+    let commit = output["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "commit")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(commit, json!(head.trim()));
+    let healthy = server.git(&["show", "main:deploy/deployment.yaml"]);
+    assert_eq!(healthy, deployment(&format!("{REPO}@{d1}")));
+
+    // A crashing build: the put fails with the pod's reason, reverts in Git, and Flux brings the
+    // previous digest back.
+    let d2 = digest(2);
+    cp.fail_images(&format!("{REPO}@{d2}"), PodFailure::CrashLoop);
+    let result = out(&source, &d2);
+    let line = result.error_line();
+    for part in [
+        "deployment/web did not roll out",
+        "CrashLoopBackOff",
+        CRASH_MESSAGE,
+        "reverted",
+        &format!("back on deployment/web app={REPO}@{d1}"),
+    ] {
+        assert!(
+            line.contains(part),
+            "{part:?} not in {line}\n{}",
+            result.stderr
+        );
+    }
+    server.git(&["fsck", "--strict", "--no-dangling"]);
+    let log = server.git(&["log", "--format=%s", "-3", "main"]);
+    let subjects: Vec<&str> = log.lines().collect();
+    assert!(subjects[0].starts_with("revert "), "{log}");
+    assert_eq!(subjects[1], format!("deploy {REPO}@{d2}"));
+    assert_eq!(
+        server.git(&["show", "main:deploy/deployment.yaml"]),
+        healthy
+    );
+    assert_eq!(image(cp, &ns), format!("{REPO}@{d1}"));
+    rolled_out(cp, &ns, "60s");
+    flux.ensure_running();
+}

@@ -1,0 +1,353 @@
+//! `out` in GitOps mode (`source.git`) against a real Git server: Debian's `git http-backend`
+//! behind lighttpd with basic auth (and TLS), seeded and checked by the real `git` CLI.
+//!
+//! No cluster keys here, so `out` commits and pushes and does not wait; the agent end to end
+//! (Flux applying the commit, the read-only wait, the revert) is `tests/flux.rs`.
+
+use serde_json::{Value, json};
+use testbed::git::{GitServer, PASSWORD, SEED_AUTHOR, USER};
+use testbed::step::{self, StepResult};
+
+const REPO: &str = "registry.example.test/team/app";
+const AUTHOR: &str = "CI Bot <ci@example.test>";
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+/// A Deployment as people write them: comments, quoting, a sidecar, flow style.
+const DEPLOYMENT: &str = r#"# web tier — owned by the platform team
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web   # keep in sync with the Service
+  labels: {app: web}
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      initContainers:
+      - name: migrate
+        image: "registry.example.test/team/app:v1"
+      containers:
+        - name: app
+          image: registry.example.test/team/app:v1 # bumped by CI
+          args: ["--port", "8080"]
+        - image: 'registry.example.test/team/envoy:1.30'
+          name: proxy
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: job, image: registry.example.test/team/app:v1}]
+"#;
+
+const KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\nimages:\n  - name: registry.example.test/team/app\n    newTag: v1   # CI pins this\n";
+
+const VALUES: &str = "# Helm values\nreplicaCount: 2\nimage: registry.example.test/team/app:main\nservice: {port: 80}\n";
+
+fn seed(server: &GitServer) -> String {
+    server.commit(
+        "main",
+        &[
+            ("deploy/deployment.yaml", DEPLOYMENT),
+            ("deploy/kustomization.yaml", KUSTOMIZATION),
+            ("deploy/nested/values.yml", VALUES),
+            (
+                "deploy/README.md",
+                "image: registry.example.test/team/app:v1\n",
+            ),
+            ("other/deployment.yaml", DEPLOYMENT),
+        ],
+        "seed",
+    )
+}
+
+fn source(server: &GitServer) -> Value {
+    let (name, email) = AUTHOR.split_once(" <").unwrap();
+    let mut git = json!({
+        "uri": server.url,
+        "branch": "main",
+        "paths": ["deploy/"],
+        "username": USER,
+        "password": PASSWORD,
+        "author_name": name,
+        "author_email": email.trim_end_matches('>'),
+    });
+    match &server.ca_pem {
+        Some(ca) => git["ca_certs"] = json!([ca]),
+        None => git["insecure"] = json!(true),
+    }
+    json!({"repository": REPO, "git": git})
+}
+
+fn out(source: &Value, digest: &str) -> StepResult {
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "params": {"digest": digest}});
+    let result = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]);
+    result.assert_never_prints(PASSWORD);
+    result
+}
+
+fn metadata(output: &Value, name: &str) -> String {
+    output["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no metadata {name}: {output}"))["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// What the files must read after the put: the seed with exactly the image values changed.
+fn expected(d: &str) -> [(&'static str, String); 3] {
+    let image = format!("{REPO}@{d}");
+    [
+        (
+            "deploy/deployment.yaml",
+            DEPLOYMENT.replace(&format!("{REPO}:v1"), &image),
+        ),
+        (
+            "deploy/kustomization.yaml",
+            KUSTOMIZATION.replace("newTag: v1", &format!("digest: {d}")),
+        ),
+        (
+            "deploy/nested/values.yml",
+            VALUES.replace(&format!("{REPO}:main"), &image),
+        ),
+    ]
+}
+
+/// The real git's verdict on what the put pushed: a clean `fsck --strict`, exactly `commits` new
+/// commits since `base`, the top one by the configured author.
+fn assert_pushed(server: &GitServer, base: &str, commits: usize) {
+    server.git(&["fsck", "--strict", "--no-dangling"]);
+    let count = server.git(&["rev-list", "--count", &format!("{base}..main")]);
+    assert_eq!(count.trim(), commits.to_string(), "new commits on main");
+    let author = server.git(&["log", "-1", "--format=%an <%ae>|%cn <%ce>", "main"]);
+    assert_eq!(author.trim(), format!("{AUTHOR}|{AUTHOR}"));
+}
+
+#[test]
+fn put_commits_the_digest_over_https_and_only_the_image_values_change() {
+    let server = GitServer::start_tls();
+    let base = seed(&server);
+    let d = digest(1);
+    let output = out(&source(&server), &d).json();
+
+    assert_eq!(output["version"], json!({"digest": d}));
+    assert_pushed(&server, &base, 1);
+    let head = server.git(&["rev-parse", "main"]);
+    assert_eq!(metadata(&output, "commit"), head.trim());
+    assert_eq!(metadata(&output, "branch"), "main");
+    assert_eq!(
+        metadata(&output, "files"),
+        "deploy/deployment.yaml, deploy/kustomization.yaml, deploy/nested/values.yml"
+    );
+    assert_eq!(
+        metadata(&output, "previous_images"),
+        format!("{REPO}:main, {REPO}:v1")
+    );
+
+    // Byte for byte: the files are the seed with only the image values replaced; nothing else in
+    // the tree changed (README.md mentions the image but is not YAML; other/ is not under paths).
+    for (file, content) in expected(&d) {
+        assert_eq!(
+            server.git(&["show", &format!("main:{file}")]),
+            content,
+            "{file}"
+        );
+    }
+    let changed = server.git(&["diff", "--name-only", &base, "main"]);
+    assert_eq!(
+        changed.lines().collect::<Vec<_>>(),
+        [
+            "deploy/deployment.yaml",
+            "deploy/kustomization.yaml",
+            "deploy/nested/values.yml"
+        ]
+    );
+    let message = server.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.starts_with(&format!("deploy {REPO}@{d}\n")),
+        "{message}"
+    );
+    let parent = server.git(&["rev-parse", "main~1"]);
+    assert_eq!(parent.trim(), base);
+
+    // Concourse may run the same put again: no second commit, still a success.
+    let again = out(&source(&server), &d).json();
+    assert_pushed(&server, &base, 1);
+    assert!(metadata(&again, "commit").starts_with("none"), "{again}");
+}
+
+#[test]
+fn a_commit_landing_between_fetch_and_push_is_kept_and_the_put_retries() {
+    let server = GitServer::start();
+    let base = seed(&server);
+    server.race_next_push(
+        "main",
+        &[("docs/CHANGELOG.md", "someone else's change\n")],
+        "racing commit",
+    );
+    let d = digest(2);
+    let result = out(&source(&server), &d);
+    result.json();
+
+    assert!(server.raced(), "the racing commit was not pushed");
+    assert!(result.stderr.contains("rejected"), "{}", result.stderr);
+    assert_pushed(&server, &base, 2);
+    // Both commits are on the branch, ours on top of the other one: nothing was forced.
+    let log = server.git(&["log", "--format=%s|%an <%ae>", &format!("{base}..main")]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            format!("deploy {REPO}@{d}|{AUTHOR}"),
+            format!("racing commit|{SEED_AUTHOR}")
+        ]
+    );
+    assert_eq!(
+        server.git(&["show", "main:docs/CHANGELOG.md"]),
+        "someone else's change\n"
+    );
+    for (file, content) in expected(&d) {
+        assert_eq!(
+            server.git(&["show", &format!("main:{file}")]),
+            content,
+            "{file}"
+        );
+    }
+}
+
+/// Each case fails with one line naming what to fix, and both branches are exactly as before.
+#[test]
+fn bad_credentials_branch_paths_and_yaml_fail_in_one_line_and_push_nothing() {
+    let server = GitServer::start();
+    seed(&server);
+    server.commit("main", &[("docs/notes.txt", "no yaml here\n")], "docs");
+    server.commit(
+        "broken",
+        &[
+            ("deploy/deployment.yaml", DEPLOYMENT),
+            (
+                "deploy/bad.yaml",
+                "spec:\n  containers: [\n    image: x\n  - oops\n",
+            ),
+        ],
+        "broken yaml",
+    );
+    let branches = || server.git(&["rev-parse", "main", "broken"]);
+    let before = branches();
+    let case = |edit: &Edit, expect: &[&str]| {
+        let mut source = source(&server);
+        edit(&mut source);
+        let line = out(&source, &digest(3)).error_line();
+        for part in expect {
+            assert!(line.contains(part), "{part:?} not in {line:?}");
+        }
+        assert_eq!(branches(), before, "{line}");
+    };
+
+    case(
+        &|s| s["git"]["password"] = json!("wrong"),
+        &[
+            &server.url,
+            "credentials refused (HTTP 401)",
+            "source.git.password",
+        ],
+    );
+    case(
+        &|s| {
+            s["git"].as_object_mut().unwrap().remove("password");
+            s["git"].as_object_mut().unwrap().remove("username");
+        },
+        &[&server.url, "HTTP 401", "set source.git.username"],
+    );
+    case(
+        &|s| s["git"]["branch"] = json!("production"),
+        &[
+            "branch `production` does not exist",
+            "broken, main",
+            "source.git.branch",
+        ],
+    );
+    case(
+        &|s| s["git"]["paths"] = json!(["manifests/"]),
+        &[
+            "source.git.paths",
+            "`manifests/` does not exist on branch main",
+        ],
+    );
+    case(
+        &|s| s["git"]["paths"] = json!(["docs/"]),
+        &[
+            "source.git.paths",
+            "no YAML file (*.yaml, *.yml) under docs/",
+        ],
+    );
+    case(
+        &|s| s["git"]["branch"] = json!("broken"),
+        &[
+            "deploy/bad.yaml: is not valid YAML",
+            " line ",
+            "nothing was pushed",
+        ],
+    );
+    case(
+        &|s| s["repository"] = json!("registry.example.test/team/unrelated"),
+        &[
+            "no image of registry.example.test/team/unrelated in deploy/deployment.yaml, deploy/kustomization.yaml, deploy/nested/values.yml",
+        ],
+    );
+}
+
+/// A change to a [`source`].
+type Edit = dyn Fn(&mut Value);
+
+#[test]
+fn git_keys_are_checked_before_anything_is_fetched() {
+    let server = GitServer::start();
+    let cases: [(&Edit, &str); 5] = [
+        (
+            &|s| s["git"]["pasword"] = json!("x"),
+            "source.git.pasword: unknown field `pasword`",
+        ),
+        (
+            &|s| {
+                s["git"].as_object_mut().unwrap().remove("insecure");
+            },
+            "source.git.uri: is plain http; use https",
+        ),
+        (
+            &|s| s["git"]["uri"] = json!("git@github.com:o/config.git"),
+            "source.git.uri: ssh is not supported",
+        ),
+        (
+            &|s| s["git"]["uri"] = json!(format!("http://u:{PASSWORD}@127.0.0.1:1/x.git")),
+            "source.git.uri: contains credentials",
+        ),
+        (
+            &|s| s["git"]["paths"] = json!([]),
+            "source.git.paths: is empty",
+        ),
+    ];
+    for (edit, expect) in cases {
+        let mut source = source(&server);
+        edit(&mut source);
+        let line = out(&source, &digest(4)).error_line();
+        assert!(line.contains(expect), "{expect:?} not in {line:?}");
+    }
+}

@@ -1,0 +1,284 @@
+//! A real Git server on loopback: Debian's `git http-backend` (smart HTTP) run as CGI by lighttpd
+//! with basic auth (and TLS, optionally), serving one bare repository. The real `git` CLI seeds
+//! it and checks what the resource pushed.
+//!
+//! The CGI is a small wrapper script around `git http-backend` for one purpose a real server
+//! cannot be asked for on cue: [`GitServer::race_next_push`] lands another commit (with the real
+//! `git push`) right when the next push starts, between the put's fetch and its push.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::Server;
+use crate::registry::free_port;
+
+pub const USER: &str = "deployer";
+pub const PASSWORD: &str = "s3cret-git-token";
+/// The author of the seed commit (and of racing commits): never the resource's.
+pub const SEED_AUTHOR: &str = "Seed Person <seed@example.com>";
+
+pub struct GitServer {
+    process: Server,
+    /// `http(s)://127.0.0.1:PORT/git/config.git`
+    pub url: String,
+    /// The PEM CA of the TLS certificate (TLS servers only).
+    pub ca_pem: Option<String>,
+    dir: TempDir,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.process.stop(Duration::from_secs(5));
+    }
+}
+
+impl GitServer {
+    /// Plain HTTP (the resource needs `insecure: true`).
+    pub fn start() -> GitServer {
+        GitServer::start_with(false)
+    }
+
+    /// HTTPS with a certificate from a fresh CA ([`GitServer::ca_pem`]).
+    pub fn start_tls() -> GitServer {
+        GitServer::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> GitServer {
+        let dir = tempfile::Builder::new()
+            .prefix("git-server-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path();
+        let bare = root.join("repos/config.git");
+        git(
+            root,
+            &["init", "--quiet", "--bare", "-b", "main", path(&bare)],
+        );
+        // http-backend only serves what is exported, and receive-pack to authenticated users.
+        std::fs::write(bare.join("git-daemon-export-ok"), "").unwrap();
+        std::fs::create_dir_all(root.join("www")).unwrap();
+        std::fs::write(root.join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
+        let backend = root.join("backend.sh");
+        std::fs::write(
+            &backend,
+            format!(
+                "#!/bin/sh\n\
+                 # Lands the prepared racing commit when the next push starts (see race_next_push).\n\
+                 if [ \"$QUERY_STRING\" = service=git-receive-pack ] && [ -f {race} ]; then\n\
+                   sh {race} >> {race}.log 2>&1; rm -f {race}\n\
+                 fi\n\
+                 exec /usr/lib/git-core/git-http-backend\n",
+                race = path(&root.join("race.sh")),
+            ),
+        )
+        .unwrap();
+        set_executable(&backend);
+
+        let addr = free_port();
+        let mut ca_pem = None;
+        let mut ssl = String::new();
+        if tls {
+            let pki = crate::cluster::pki::Pki::new();
+            let pair = pki.serving("127.0.0.1");
+            let pem = root.join("server.pem");
+            std::fs::write(&pem, format!("{}{}", pair.cert_pem, pair.key_pem)).unwrap();
+            ssl = format!(
+                "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\nssl.pemfile = \"{}\"\n",
+                path(&pem)
+            );
+            ca_pem = Some(pki.ca_pem());
+        }
+        let config = root.join("lighttpd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv", "mod_accesslog")
+server.bind = "127.0.0.1"
+server.port = {port}
+server.document-root = "{www}"
+server.errorlog = "{root}/error.log"
+accesslog.filename = "{root}/access.log"
+server.max-request-size = 1048576
+auth.backend = "plain"
+auth.backend.plain.userfile = "{root}/users"
+auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+alias.url = ("/git/" => "{backend}/")
+$HTTP["url"] =~ "^/git/" {{
+  cgi.assign = ("" => "")
+  setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}/repos", "GIT_HTTP_EXPORT_ALL" => "")
+}}
+{ssl}"#,
+                port = addr.port(),
+                www = path(&root.join("www")),
+                root = path(root),
+                backend = path(&backend),
+            ),
+        )
+        .unwrap();
+        let mut process = Server::start(
+            "lighttpd",
+            Path::new("/usr/sbin/lighttpd"),
+            vec!["-D".into(), "-f".into(), path(&config).into()],
+            &[],
+            &root.join("lighttpd.log"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            process.ensure_running();
+            assert!(Instant::now() < deadline, "lighttpd did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let scheme = if tls { "https" } else { "http" };
+        GitServer {
+            process,
+            url: format!("{scheme}://127.0.0.1:{}/git/config.git", addr.port()),
+            ca_pem,
+            dir,
+        }
+    }
+
+    /// The bare repository on disk (for the real `git` to inspect).
+    pub fn bare(&self) -> PathBuf {
+        self.dir.path().join("repos/config.git")
+    }
+
+    /// The response bytes lighttpd has sent so far to clients whose User-Agent starts with
+    /// `agent` (the `%b` of those access-log lines; lighttpd writes the log in batches, so give it
+    /// a few seconds after the requests).
+    pub fn bytes_sent(&self, agent: &str) -> u64 {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter(|line| {
+                line.trim_end_matches('"')
+                    .rsplit('"')
+                    .next()
+                    .is_some_and(|ua| ua.starts_with(agent))
+            })
+            .filter_map(|line| line.split('"').nth(2))
+            .filter_map(|rest| rest.split_whitespace().nth(1))
+            .filter_map(|bytes| bytes.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Runs the real `git` in the bare repository and returns its stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        git(&self.bare(), args)
+    }
+
+    /// Commits `files` (path → content) on `branch` as [`SEED_AUTHOR`] with the real git, pushed
+    /// from a scratch clone straight into the bare repository. Returns the new commit.
+    pub fn commit(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+        let work = self.scratch_clone(branch);
+        write_files(work.path(), files);
+        commit_all(work.path(), message);
+        git(
+            work.path(),
+            &["push", "--quiet", "origin", &format!("HEAD:{branch}")],
+        );
+        self.git(&["rev-parse", branch]).trim().to_string()
+    }
+
+    /// Makes the next push to the server first land a commit of `files` on `branch` (by the real
+    /// `git`, as another pipeline or person would), so the put's push finds the branch moved.
+    pub fn race_next_push(&self, branch: &str, files: &[(&str, &str)], message: &str) {
+        let work = self.scratch_clone(branch);
+        write_files(work.path(), files);
+        commit_all(work.path(), message);
+        let work = work.keep();
+        std::fs::write(
+            self.dir.path().join("race.sh"),
+            format!("git -C {} push --quiet origin HEAD:{branch}\n", path(&work)),
+        )
+        .unwrap();
+    }
+
+    /// Whether the prepared race has happened.
+    pub fn raced(&self) -> bool {
+        !self.dir.path().join("race.sh").exists()
+    }
+
+    fn scratch_clone(&self, branch: &str) -> TempDir {
+        let work = tempfile::Builder::new()
+            .prefix("git-work-")
+            .tempdir_in(self.dir.path())
+            .expect("tempdir");
+        let has_branch = !self.git(&["branch", "--list", branch]).trim().is_empty();
+        if has_branch {
+            git(
+                self.dir.path(),
+                &[
+                    "clone",
+                    "--quiet",
+                    "-b",
+                    branch,
+                    path(&self.bare()),
+                    path(work.path()),
+                ],
+            );
+        } else {
+            git(work.path(), &["init", "--quiet", "-b", branch]);
+            git(
+                work.path(),
+                &["remote", "add", "origin", path(&self.bare())],
+            );
+        }
+        work
+    }
+}
+
+fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let file = root.join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+}
+
+fn commit_all(root: &Path, message: &str) {
+    git(root, &["add", "--all"]);
+    let (name, email) = SEED_AUTHOR.split_once(" <").unwrap();
+    let email = email.trim_end_matches('>');
+    git(
+        root,
+        &[
+            "-c",
+            &format!("user.name={name}"),
+            "-c",
+            &format!("user.email={email}"),
+            "commit",
+            "--quiet",
+            "-m",
+            message,
+        ],
+    );
+}
+
+/// Runs the real `git` in `dir`; panics with its stderr when it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        // The host's git configuration must not change what the tests see.
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temp paths")
+}
+
+fn set_executable(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
