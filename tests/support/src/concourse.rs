@@ -252,11 +252,14 @@ impl Concourse {
 
 impl Drop for Concourse {
     fn drop(&mut self) {
+        let started = Instant::now();
         let out = Command::new(self.bundle.dir.join("down.sh"))
             .arg(self.state.path())
             .output();
         match out {
-            Ok(out) if out.status.success() => {}
+            Ok(out) if out.status.success() => {
+                eprintln!("concourse: down in {:.1?}", started.elapsed())
+            }
             Ok(out) => eprintln!(
                 "concourse: down.sh {} failed: {}",
                 self.state.path().display(),
