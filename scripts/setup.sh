@@ -8,7 +8,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-packages=(docker-registry skopeo apache2-utils hyperfine musl-tools time buildah shellcheck)
+# git + lighttpd: the Git server of the GitOps tests (git http-backend as CGI behind lighttpd, TLS
+# by lighttpd-mod-openssl).
+packages=(docker-registry skopeo apache2-utils hyperfine musl-tools time buildah shellcheck git lighttpd lighttpd-mod-openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
