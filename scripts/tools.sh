@@ -39,7 +39,7 @@ build() {
     # A controller module ships its CustomResourceDefinitions; keep them beside the binary so the
     # tests install exactly the CRDs of the version they run.
     local dir
-    dir=$(cd "$mod" && go list -m -f '{{.Dir}}' "$1" 2>/dev/null || true)
+    dir=$(cd "$mod" && { go list -m -f '{{.Dir}}' "$1" 2>/dev/null || true; })
     if [ -n "$dir" ] && [ -d "$dir/config/crd/bases" ]; then
       cat "$dir"/config/crd/bases/*.yaml > "$out/$name.crds.yaml"
     fi
