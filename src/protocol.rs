@@ -114,6 +114,13 @@ pub fn directory(dir: Option<PathBuf>) -> Result<PathBuf, Error> {
 
 /// Parses a request, naming the offending key (`source.tag: invalid type …`) on failure.
 pub fn parse_request<Req: DeserializeOwned>(input: &str) -> Result<Req, Error> {
+    // serde fills a struct from an array too, by position; a request is never one.
+    if input.trim_start().starts_with('[') {
+        return Err(Error::Request(
+            "stdin is a JSON array; expected a JSON object with `source` (and `params` or `version`)"
+                .into(),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_str(input);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

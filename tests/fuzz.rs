@@ -6,7 +6,7 @@
 //! test.) These are pure functions, so they run in-process.
 //!
 //! The case counts add up to about 250,000 (a few minutes of CPU in a debug build, what CI runs).
-//! The long run multiplies every count: `IRR_FUZZ_SCALE=40 cargo test --release --test fuzz`.
+//! The long run multiplies every count: `IRR_FUZZ_SCALE=40 cargo test --test fuzz`.
 
 use image_rollout_resource::config::{Platform, Source};
 use image_rollout_resource::protocol::parse_request;

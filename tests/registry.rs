@@ -690,6 +690,9 @@ fn check_raw(stdin: &str) -> String {
 fn malformed_json_is_rejected() {
     let error = check_raw(r#"{"source": {"repository": "#);
     assert!(error.contains("not valid JSON"), "{error}");
+    // serde would read a struct from an array by position; a request is an object.
+    let error = check_raw(r#"[{"repository": "r"}]"#);
+    assert!(error.contains("stdin is a JSON array"), "{error}");
 }
 
 #[test]
