@@ -478,14 +478,7 @@ fn the_wait_survives_an_api_server_restart_and_watch_expiry() {
             "  minReadySeconds: 4\n",
         ),
     );
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "rollout",
-        "status",
-        "deploy/web",
-        "--timeout=120s",
-    ]);
+    cp.rollout_status(&ns, "deploy/web");
     let d = digest(11);
     let dir = tempfile::tempdir().unwrap();
     let source = json!({"repository": REPO, "kubeconfig": cp.kubeconfig_yaml(), "namespace": ns, "deployment": "web"});
@@ -627,14 +620,7 @@ fn without_access_reviews_a_refused_watch_fails_at_once_and_rolls_back() {
     for ((from, to), refusal) in cases {
         let ns = cp.namespace("out-noreview");
         cp.apply(&ns, &deployment("web", 1, &format!("{REPO}:v1"), "", ""));
-        cp.kubectl_ok(&[
-            "-n",
-            &ns,
-            "rollout",
-            "status",
-            "deploy/web",
-            "--timeout=120s",
-        ]);
+        cp.rollout_status(&ns, "deploy/web");
         let rbac =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipeline/rbac.yaml"))
                 .unwrap();
