@@ -68,18 +68,20 @@ fn main() {
             "owner/app",
             "main",
         );
-        if let Some(c) = registry.credentials() {
-            cosign.login(&registry.host(), &c.username, &c.password);
+        // Signed on the open registry only: cosign's blob upload through the token registry's
+        // proxy fails (`http: ContentLength=241 with Body length 0` on the retried PATCH).
+        let signed = registry.credentials().is_none();
+        if signed {
+            cosign.sign(
+                &key,
+                &format!("{}@{digest}", registry.repository("owner/app")),
+            );
         }
-        cosign.sign(
-            &key,
-            &format!("{}@{digest}", registry.repository("owner/app")),
-        );
         let config = tempfile::tempdir().expect("tempdir");
         let mut tools = [
             check_tool(&registry, None),
             crane_tool(&registry, &crane, config.path()),
-            check_tool(&registry, Some(&key)),
+            check_tool(&registry, signed.then_some(&key)),
         ];
         let mut samples: [Vec<Sample>; 3] = Default::default();
         // Interleaved, so that load from elsewhere on the machine hits both tools alike.
@@ -92,7 +94,8 @@ fn main() {
             }
         }
         let [ours, theirs, verified] = samples.map(|s| summarize(&s));
-        for (tool, (requests, wall, rss)) in tools.iter().zip([ours, theirs, verified]) {
+        let rows = if signed { 3 } else { 2 };
+        for (tool, (requests, wall, rss)) in tools.iter().zip([ours, theirs, verified]).take(rows) {
             println!(
                 "{label:<9} {:<14} {requests:>15} {:>11} {:>14}",
                 tool.name,
@@ -107,6 +110,9 @@ fn main() {
             format!("{:.2}", ours.1.as_secs_f64() / theirs.1.as_secs_f64()),
             format!("{:.2}", ours.2 as f64 / theirs.2 as f64),
         );
+        if !signed {
+            continue;
+        }
         println!(
             "{label:<9} {:<14} {:>15} {:>11} {:>14}",
             "verify adds",

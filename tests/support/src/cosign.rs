@@ -69,17 +69,6 @@ impl Cosign {
         String::from_utf8(out.stdout).expect("UTF-8")
     }
 
-    /// Credentials for `host` in this home's Docker config (what `cosign login` writes).
-    pub fn login(&self, host: &str, username: &str, password: &str) {
-        use base64::Engine as _;
-        let auth =
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        let dir = self.dir.path().join("docker");
-        std::fs::create_dir_all(&dir).expect("docker config dir");
-        let config = serde_json::json!({"auths": {host: {"auth": auth}}});
-        std::fs::write(dir.join("config.json"), config.to_string()).expect("docker config");
-    }
-
     /// `cosign generate-key-pair --output-key-prefix NAME`.
     pub fn generate_key_pair(&self, name: &str) -> KeyPair {
         self.run(&["generate-key-pair", "--output-key-prefix", name]);
