@@ -1,11 +1,12 @@
-# The resource type's image: three static binaries and the CA certificates, nothing else.
+# The resource type's image: one static binary (check, in and out, chosen by the name it runs as;
+# /opt/resource/{check,in,out} are symbolic links to it) and the CA certificates, nothing else.
 #
 #   docker build -t ghcr.io/<owner>/image-rollout-resource:0.1.0 \
 #     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" .
 #
 # Multi-arch works without a cross toolchain: each platform's builder compiles for its own
 # architecture (`docker buildx build --platform linux/amd64,linux/arm64 …`).
-# tests/image.rs builds the same binaries the same way and checks they are static, small and run.
+# tests/image.rs builds the same binary the same way and checks it is static, small and runs.
 
 ARG RUST_VERSION=1.95
 # The image the final stage takes the binaries and CA certificates from: the builder below, or
@@ -21,7 +22,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest names tests/support (a workspace member) and the benches, so cargo needs them to
-# load it; only the resource's own binaries are built.
+# load it; only the image's binary is built.
 COPY Cargo.toml Cargo.lock ./
 COPY bin bin
 COPY src src
@@ -29,10 +30,10 @@ COPY benches benches
 COPY tests/support tests/support
 RUN target="$(uname -m)-unknown-linux-musl" \
  && rustup target add "$target" \
- && cargo build --release --locked --target "$target" --bins \
+ && cargo build --release --locked --target "$target" --bin resource \
  && mkdir -p /out/opt/resource \
- && cp "target/$target/release/check" "target/$target/release/in" "target/$target/release/out" \
-       /out/opt/resource/
+ && cp "target/$target/release/resource" /out/opt/resource/ \
+ && for step in check in out; do ln -s resource "/out/opt/resource/$step"; done
 
 FROM ${BINARIES} AS binaries
 

@@ -1,26 +1,30 @@
-//! `check` beside `crane digest` on the same local registry: requests per check, wall time and
-//! peak RSS, as medians over repeated runs and as ratios, for an open and a token registry; and
+//! `check` beside `crane digest`, and `in` beside `crane manifest` + `crane config` (what `in`
+//! fetches), on the same local registry: requests, wall time and peak RSS, as medians over
+//! interleaved runs and as ratios, for an open, a token and a TLS registry with its own CA; and
 //! `check` with `source.verify` (the tag's index signed by the real cosign with a key), to show
 //! what verification costs per check.
 //!
 //!     cargo bench --bench registry            # IRR_BENCH_RUNS=30 by default
 //!
-//! `cargo bench` builds `check` with the release settings. crane comes from scripts/tools.sh;
-//! peak RSS is measured by `/usr/bin/time -f %M`, which wraps both tools alike, and requests
-//! are counted by the registry's proxy (the token endpoint included).
+//! `cargo bench` builds `check` and `in` with the release settings (`IRR_BENCH_BIN=<dir>` runs
+//! the `check` and `in` in that directory instead, e.g. an older build). crane comes from
+//! scripts/tools.sh; peak RSS is measured by `/usr/bin/time -f %M`, which wraps both tools alike,
+//! and requests are counted by the registry's proxy (the token endpoint included). A crane pair
+//! counts the sum of its wall times and requests and the larger peak RSS.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image_rollout_resource::config::Keyless;
 use image_rollout_resource::verify::keyless::KeylessPolicy;
-use serde_json::json;
+use serde_json::{Value, json};
 use testbed::cosign::{Cosign, KeyPair};
 use testbed::registry::{Auth, Credentials, ImageSpec, Layout, Registry};
 
-const CHECK: &str = env!("CARGO_BIN_EXE_check");
 const WARMUP: usize = 3;
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// One run of one tool.
 struct Sample {
@@ -29,11 +33,17 @@ struct Sample {
     requests: usize,
 }
 
-/// A tool invocation that prints the tag's digest.
-struct Tool {
-    name: &'static str,
+/// One process of a tool: the command, its stdin, and what its stdout must contain.
+struct Step {
     command: Command,
     stdin: String,
+    expect: String,
+}
+
+/// A tool: one process, or (crane's answer to `in`) two run one after the other.
+struct Tool {
+    name: &'static str,
+    steps: Vec<Step>,
 }
 
 fn main() {
@@ -41,6 +51,13 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(30);
+    let ours = |name: &str| match std::env::var_os("IRR_BENCH_BIN") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(match name {
+            "check" => env!("CARGO_BIN_EXE_check"),
+            _ => env!("CARGO_BIN_EXE_in"),
+        }),
+    };
     let crane = testbed::tools_bin().join("crane");
     assert!(
         crane.exists(),
@@ -49,82 +66,142 @@ fn main() {
     );
 
     println!(
-        "check vs crane digest: median of {runs} runs each (after {WARMUP} warm-up runs), multi-arch tag"
+        "median of {runs} interleaved runs each (after {WARMUP} warm-up runs), multi-arch tag; {} and {}",
+        ours("check").display(),
+        ours("in").display()
     );
     println!(
-        "{:<9} {:<14} {:>15} {:>11} {:>14}",
-        "registry", "tool", "requests/check", "wall", "peak RSS"
+        "{:<9} {:<26} {:>9} {:>11} {:>11}",
+        "registry", "tool", "requests", "wall", "peak RSS"
     );
     let cosign = Cosign::new();
     let key = cosign.generate_key_pair("bench");
     let credentials = Credentials::new("bench", "bench-password");
-    for (label, auth) in [
-        ("open", Auth::Open),
-        ("token", Auth::Token(Some(credentials))),
-    ] {
-        let registry = Registry::start(auth);
+    let registries = [
+        ("open", Registry::start(Auth::Open)),
+        ("token", Registry::start(Auth::Token(Some(credentials)))),
+        ("tls", Registry::start_tls(Auth::Open)),
+    ];
+    for (label, registry) in &registries {
         let digest = registry.push(
             &Layout::index(&ImageSpec::new("bench"), true),
             "owner/app",
             "main",
         );
-        // Signed on the open registry only: cosign's blob upload through the token registry's
-        // proxy fails (`http: ContentLength=241 with Body length 0` on the retried PATCH).
-        let signed = registry.credentials().is_none();
-        if signed {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let crane = Crane::new(registry, &crane, scratch.path());
+        let source = source(registry);
+        let mut checks = vec![
+            Tool {
+                name: "check",
+                steps: vec![ours_step(&ours("check"), None, &source, None, &digest)],
+            },
+            crane.tool("crane digest", &[&["digest"]], ":main", &digest),
+        ];
+        // What the system bundle costs when it is needed (a public registry): the same check
+        // trusting the CA only through SSL_CERT_FILE = the system bundle plus the CA.
+        if let Some(ca) = registry.ca_pem() {
+            let system = std::fs::read_to_string(SYSTEM_BUNDLE).unwrap_or_default();
+            let bundle = scratch.path().join("bundle.pem");
+            std::fs::write(&bundle, format!("{system}\n{ca}")).expect("bundle");
+            let mut without = source.clone();
+            without["ca_certs"] = json!([]);
+            let mut step = ours_step(&ours("check"), None, &without, None, &digest);
+            step.command.env("SSL_CERT_FILE", &bundle);
+            checks.push(Tool {
+                name: "check, CA via bundle",
+                steps: vec![step],
+            });
+        }
+        // One verified check is enough: on the open registry (cosign's loopback flags are for
+        // plain http; pushing its signature through the token registry's upload fails).
+        if *label == "open" {
             cosign.sign(
                 &key,
                 &format!("{}@{digest}", registry.repository("owner/app")),
             );
+            checks.push(Tool {
+                name: "check+verify",
+                steps: vec![ours_step(
+                    &ours("check"),
+                    None,
+                    &verifying(&source, &key),
+                    None,
+                    &digest,
+                )],
+            });
         }
-        let config = tempfile::tempdir().expect("tempdir");
-        let mut tools = [
-            check_tool(&registry, None),
-            crane_tool(&registry, &crane, config.path()),
-            check_tool(&registry, signed.then_some(&key)),
+        let groups = [
+            checks,
+            vec![
+                Tool {
+                    name: "in",
+                    steps: vec![ours_step(
+                        &ours("in"),
+                        Some(scratch.path()),
+                        &source,
+                        Some(&digest),
+                        &digest,
+                    )],
+                },
+                crane.tool(
+                    "crane manifest + config",
+                    &[&["manifest"], &["config", "--platform", "linux/amd64"]],
+                    &format!("@{digest}"),
+                    "",
+                ),
+            ],
         ];
-        let mut samples: [Vec<Sample>; 3] = Default::default();
-        // Interleaved, so that load from elsewhere on the machine hits both tools alike.
-        for i in 0..WARMUP + runs {
-            for (tool, samples) in tools.iter_mut().zip(&mut samples) {
-                let sample = run(&registry, tool, &digest);
-                if i >= WARMUP {
-                    samples.push(sample);
+        for mut group in groups {
+            let mut samples: Vec<Vec<Sample>> = group.iter().map(|_| Vec::new()).collect();
+            // Interleaved, so that load from elsewhere on the machine hits all tools alike.
+            for i in 0..WARMUP + runs {
+                for (tool, samples) in group.iter_mut().zip(&mut samples) {
+                    let sample = run(registry, tool);
+                    if i >= WARMUP {
+                        samples.push(sample);
+                    }
                 }
             }
-        }
-        let [ours, theirs, verified] = samples.map(|s| summarize(&s));
-        let rows = if signed { 3 } else { 2 };
-        for (tool, (requests, wall, rss)) in tools.iter().zip([ours, theirs, verified]).take(rows) {
+            let summaries: Vec<_> = samples.iter().map(|s| summarize(s)).collect();
+            let (a, b) = (summaries[0], summaries[1]);
+            for (tool, (requests, wall, rss)) in group.iter().zip(summaries.iter().copied()) {
+                println!(
+                    "{label:<9} {:<26} {requests:>9} {:>11} {:>11}",
+                    tool.name,
+                    format!("{:.1} ms", wall.as_secs_f64() * 1e3),
+                    format!("{:.1} MiB", rss as f64 / 1024.0),
+                );
+            }
             println!(
-                "{label:<9} {:<14} {requests:>15} {:>11} {:>14}",
-                tool.name,
-                format!("{:.1} ms", wall.as_secs_f64() * 1e3),
-                format!("{:.1} MiB", rss as f64 / 1024.0),
+                "{label:<9} {:<26} {:>9} {:>11} {:>11}",
+                "ratio",
+                format!("{:.2}", a.0 as f64 / b.0 as f64),
+                format!("{:.2}", a.1.as_secs_f64() / b.1.as_secs_f64()),
+                format!("{:.2}", a.2 as f64 / b.2 as f64),
             );
+            if let (Some(verified), "open") = (summaries.get(2), *label) {
+                println!(
+                    "{label:<9} {:<26} {:>9} {:>11} {:>11}",
+                    "verify adds",
+                    format!("+{}", verified.0 - a.0),
+                    format!(
+                        "+{:.1} ms",
+                        (verified.1.as_secs_f64() - a.1.as_secs_f64()) * 1e3
+                    ),
+                    format!("+{:.1} MiB", (verified.2 as f64 - a.2 as f64) / 1024.0),
+                );
+            }
         }
-        println!(
-            "{label:<9} {:<14} {:>15} {:>11} {:>14}",
-            "ratio",
-            format!("{:.2}", ours.0 as f64 / theirs.0 as f64),
-            format!("{:.2}", ours.1.as_secs_f64() / theirs.1.as_secs_f64()),
-            format!("{:.2}", ours.2 as f64 / theirs.2 as f64),
-        );
-        if !signed {
-            continue;
-        }
-        println!(
-            "{label:<9} {:<14} {:>15} {:>11} {:>14}",
-            "verify adds",
-            format!("+{}", verified.0 - ours.0),
-            format!(
-                "+{:.1} ms",
-                (verified.1.as_secs_f64() - ours.1.as_secs_f64()) * 1e3
-            ),
-            format!("+{:.1} MiB", (verified.2 as f64 - ours.2 as f64) / 1024.0),
-        );
     }
     keyless_cost();
+}
+
+/// `source` with `verify` accepting `key`'s signatures.
+fn verifying(source: &Value, key: &KeyPair) -> Value {
+    let mut source = source.clone();
+    source["verify"] = json!({"public_keys": [key.public_pem]});
+    source
 }
 
 /// A keyless signature costs the same requests as a key signature (the signature manifest and
@@ -180,71 +257,134 @@ fn keyless_cost() {
     );
 }
 
-/// `check`, with `source.verify` accepting `key`'s signatures if given.
-fn check_tool(registry: &Registry, key: Option<&KeyPair>) -> Tool {
+/// `source:` for `check` and `in`: plain http for the open and token registries (`insecure`),
+/// https with the registry's CA in `ca_certs` for the TLS one.
+fn source(registry: &Registry) -> Value {
     let mut source = json!({
         "repository": registry.repository("owner/app"),
         "tag": "main",
-        "insecure": true,
+        "insecure": registry.ca_pem().is_none(),
     });
-    if let Some(key) = key {
-        source["verify"] = json!({"public_keys": [key.public_pem]});
+    if let Some(ca) = registry.ca_pem() {
+        source["ca_certs"] = json!([ca]);
     }
     if let Some(c) = registry.credentials() {
         source["username"] = c.username.clone().into();
         source["password"] = c.password.clone().into();
     }
-    Tool {
-        name: if key.is_some() {
-            "check+verify"
-        } else {
-            "check"
-        },
-        command: Command::new(CHECK),
-        stdin: json!({ "source": source }).to_string(),
-    }
+    source
 }
 
-/// `crane digest`, with the credentials (if any) in a docker config of its own.
-fn crane_tool(registry: &Registry, crane: &std::path::Path, config: &std::path::Path) -> Tool {
-    let mut auths = json!({});
-    if let Some(c) = registry.credentials() {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", c.username, c.password));
-        auths[registry.host()] = json!({ "auth": auth });
+fn ours_step(
+    binary: &Path,
+    dir: Option<&Path>,
+    source: &Value,
+    version: Option<&str>,
+    expect: &str,
+) -> Step {
+    let mut command = Command::new(binary);
+    command.args(dir);
+    let mut request = json!({ "source": source });
+    if let Some(digest) = version {
+        request["version"] = json!({ "digest": digest });
     }
-    std::fs::write(
-        config.join("config.json"),
-        json!({ "auths": auths }).to_string(),
-    )
-    .expect("docker config");
-    let mut command = Command::new(crane);
-    command
-        .args(["digest", "--insecure"])
-        .arg(format!("{}:main", registry.repository("owner/app")))
-        .env("DOCKER_CONFIG", config);
-    Tool {
-        name: "crane digest",
+    Step {
         command,
-        stdin: String::new(),
+        stdin: request.to_string(),
+        expect: expect.into(),
     }
 }
 
-/// Runs `tool` once under `/usr/bin/time` and checks that it found `digest`.
-fn run(registry: &Registry, tool: &mut Tool, digest: &str) -> Sample {
+/// crane, set up for one registry: credentials (if any) in a docker config of its own; for the
+/// TLS registry its CA as `SSL_CERT_FILE` (crane's way to trust a CA), else `--insecure`.
+struct Crane {
+    binary: PathBuf,
+    config: PathBuf,
+    ca_file: Option<PathBuf>,
+    repository: String,
+}
+
+impl Crane {
+    fn new(registry: &Registry, binary: &Path, scratch: &Path) -> Crane {
+        let mut auths = json!({});
+        if let Some(c) = registry.credentials() {
+            use base64::Engine as _;
+            let auth = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", c.username, c.password));
+            auths[registry.host()] = json!({ "auth": auth });
+        }
+        std::fs::write(
+            scratch.join("config.json"),
+            json!({ "auths": auths }).to_string(),
+        )
+        .expect("docker config");
+        let ca_file = registry.ca_pem().map(|ca| {
+            let path = scratch.join("ca.pem");
+            std::fs::write(&path, ca).expect("CA file");
+            path
+        });
+        Crane {
+            binary: binary.into(),
+            config: scratch.into(),
+            ca_file,
+            repository: registry.repository("owner/app"),
+        }
+    }
+
+    /// Runs `crane <args…> <repository><suffix>` for each of `commands`.
+    fn tool(&self, name: &'static str, commands: &[&[&str]], suffix: &str, expect: &str) -> Tool {
+        let steps = commands
+            .iter()
+            .map(|args| {
+                let mut command = Command::new(&self.binary);
+                command.args(*args);
+                match &self.ca_file {
+                    Some(ca) => command.env("SSL_CERT_FILE", ca),
+                    None => command.arg("--insecure"),
+                };
+                command
+                    .arg(format!("{}{suffix}", self.repository))
+                    .env("DOCKER_CONFIG", &self.config);
+                Step {
+                    command,
+                    stdin: String::new(),
+                    expect: expect.into(),
+                }
+            })
+            .collect();
+        Tool { name, steps }
+    }
+}
+
+/// Runs each step of `tool` once under `/usr/bin/time` and checks its output.
+fn run(registry: &Registry, tool: &mut Tool) -> Sample {
+    registry.reset_requests();
+    let mut total = Sample {
+        wall: Duration::ZERO,
+        rss_kib: 0,
+        requests: 0,
+    };
+    for step in &mut tool.steps {
+        let (wall, rss_kib) = run_step(tool.name, step);
+        total.wall += wall;
+        total.rss_kib = total.rss_kib.max(rss_kib);
+    }
+    total.requests = registry.requests().len();
+    total
+}
+
+fn run_step(name: &str, step: &mut Step) -> (Duration, u64) {
     let rss = tempfile::NamedTempFile::new().expect("tempfile");
     let mut timed = Command::new("/usr/bin/time");
     timed
         .args(["-f", "%M", "-o"])
         .arg(rss.path())
-        .arg(tool.command.get_program())
-        .args(tool.command.get_args())
-        .envs(tool.command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .arg(step.command.get_program())
+        .args(step.command.get_args())
+        .envs(step.command.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    registry.reset_requests();
     let started = Instant::now();
     let mut child = timed
         .spawn()
@@ -253,15 +393,15 @@ fn run(registry: &Registry, tool: &mut Tool, digest: &str) -> Sample {
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(tool.stdin.as_bytes())
+        .write_all(step.stdin.as_bytes())
         .expect("stdin");
     let out = child.wait_with_output().expect("wait");
     let wall = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains(digest),
-        "{} did not print {digest}:\n{stdout}\n{}",
-        tool.name,
+        out.status.success() && stdout.contains(&step.expect),
+        "{name} did not print {:?}:\n{stdout}\n{}",
+        step.expect,
         String::from_utf8_lossy(&out.stderr)
     );
     let rss_kib = std::fs::read_to_string(rss.path())
@@ -269,11 +409,7 @@ fn run(registry: &Registry, tool: &mut Tool, digest: &str) -> Sample {
         .trim()
         .parse()
         .expect("peak RSS in KiB");
-    Sample {
-        wall,
-        rss_kib,
-        requests: registry.requests().len(),
-    }
+    (wall, rss_kib)
 }
 
 /// Medians of (requests, wall time, peak RSS in KiB).

@@ -1,6 +1,4 @@
-//! `check`: stdin `{"source":…,"version":…}` → stdout `[{"digest":…}, …]`, oldest first.
-use image_rollout_resource::{check, protocol};
-
+//! `check`: see [`image_rollout_resource::steps::check`].
 fn main() -> std::process::ExitCode {
-    protocol::run(|request, _dir| check(request))
+    image_rollout_resource::steps::check()
 }

@@ -1,7 +1,4 @@
-//! `in <dir>`: stdin `{"source":…,"version":…,"params":…}` → files in `<dir>`, stdout
-//! `{"version":…,"metadata":[…]}`.
-use image_rollout_resource::{get, protocol};
-
+//! `in <dir>`: see [`image_rollout_resource::steps::get`].
 fn main() -> std::process::ExitCode {
-    protocol::run(|request, dir| async move { get(request, &protocol::directory(dir)?).await })
+    image_rollout_resource::steps::get()
 }

@@ -1,7 +1,4 @@
-//! `out <dir>`: stdin `{"source":…,"params":…}` → the workloads rolled to the digest, stdout
-//! `{"version":…,"metadata":[…]}`.
-use image_rollout_resource::{protocol, put};
-
+//! `out <dir>`: see [`image_rollout_resource::steps::put`].
 fn main() -> std::process::ExitCode {
-    protocol::run(|request, dir| async move { put(request, &protocol::directory(dir)?).await })
+    image_rollout_resource::steps::put()
 }

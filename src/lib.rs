@@ -1,7 +1,7 @@
 //! image-rollout-resource: a Concourse resource type that follows an OCI image tag by digest
 //! (`check`, `in`) and rolls Kubernetes workloads to exactly that digest (`out`).
 //!
-//! Each binary in `bin/` is a few lines over [`protocol::run`] and one step function here.
+//! Each binary in `bin/` is one call into [`steps`]: [`protocol::run`] around one step function.
 
 pub mod abort;
 pub mod check;
@@ -11,6 +11,7 @@ pub mod get;
 pub mod pem;
 pub mod protocol;
 pub mod registry;
+pub mod steps;
 pub mod verify;
 
 /// The version the steps report on their first stderr line (and the image's label).

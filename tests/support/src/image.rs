@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
-pub const BINARIES: [&str; 3] = ["check", "in", "out"];
+/// The steps, each a symbolic link to the one binary the image ships.
+pub const STEPS: [&str; 3] = ["check", "in", "out"];
+/// check, in and out by the name it runs as (src/steps.rs).
+pub const BINARY: &str = "resource";
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The image [`build`] tags (in buildah's storage under `target/buildah`).
 pub const TAG: &str = "localhost/image-rollout-resource:test";
@@ -29,7 +32,7 @@ pub fn root() -> &'static Path {
     })
 }
 
-/// The release directory holding the static binaries, built once per test run from exactly what
+/// The release directory holding the static binary, built once per test run from exactly what
 /// the Dockerfile's builder stage copies in (so a file the build needs but the Dockerfile leaves
 /// out fails here, not in someone's `docker build`).
 pub fn release_dir() -> &'static Path {
@@ -44,7 +47,8 @@ pub fn release_dir() -> &'static Path {
                 "build",
                 "--release",
                 "--locked",
-                "--bins",
+                "--bin",
+                BINARY,
                 "--target",
                 TARGET,
             ])
@@ -56,7 +60,7 @@ pub fn release_dir() -> &'static Path {
             "the static release build failed (the target comes from scripts/setup.sh)"
         );
         eprintln!(
-            "static build (--release --locked --bins --target {TARGET}): {:.0?}",
+            "static build (--release --locked --bin {BINARY} --target {TARGET}): {:.0?}",
             start.elapsed()
         );
         target_dir.join(TARGET).join("release")
@@ -144,17 +148,20 @@ pub fn buildah_ok(args: &[&str]) -> String {
 /// Builds the Dockerfile into [`TAG`] around the static binaries of [`release_dir`], with the
 /// given `VERSION` and `REVISION` build args.
 pub fn build(version: &str, revision: &str) {
-    let dir = release_dir();
     // The previous run's images and containers (an interrupted run's too): vfs keeps full copies.
     buildah_ok(&["rm", "--all"]);
     buildah_ok(&["rmi", "--all", "--force"]);
 
-    // The image the Dockerfile's builder stage would be: binaries and CA bundle at its paths.
+    // The image the Dockerfile's builder stage would be: binary, links and CA bundle at its paths.
+    let staging = tempfile::tempdir().expect("tempdir");
+    let staged = steps_dir(staging.path());
     let stage = buildah_ok(&["from", "scratch"]);
-    for name in BINARIES {
-        let path = dir.join(name);
-        buildah_ok(&["copy", &stage, path.to_str().unwrap(), "/out/opt/resource/"]);
-    }
+    buildah_ok(&[
+        "copy",
+        &stage,
+        staged.to_str().unwrap(),
+        "/out/opt/resource",
+    ]);
     buildah_ok(&["copy", &stage, CA_BUNDLE, CA_BUNDLE]);
     buildah_ok(&["commit", "--rm", &stage, BINARIES_TAG]);
 
@@ -174,6 +181,19 @@ pub fn build(version: &str, revision: &str) {
         root().join("Dockerfile").to_str().unwrap(),
         root().to_str().unwrap(),
     ]);
+}
+
+/// `dir/opt/resource` with the binary and `check`, `in` and `out` linked to it, as the image has
+/// them.
+pub fn steps_dir(dir: &Path) -> PathBuf {
+    let steps = dir.join("opt/resource");
+    let _ = std::fs::remove_dir_all(&steps);
+    std::fs::create_dir_all(&steps).expect("mkdir");
+    std::fs::copy(release_dir().join(BINARY), steps.join(BINARY)).expect("copy the binary");
+    for step in STEPS {
+        std::os::unix::fs::symlink(BINARY, steps.join(step)).expect("symlink");
+    }
+    steps
 }
 
 /// Pushes [`TAG`] to `reference` (`host:port/name:tag`) on a plain-http loopback registry.

@@ -436,6 +436,11 @@ async fn serve(router: axum::Router) -> SocketAddr {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("bound address");
+    // TCP_NODELAY as Go's and nginx's servers set it (see serve_tls): else the second request on
+    // a kept-alive connection waits for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -451,6 +456,9 @@ async fn serve_tls(router: axum::Router, tls: Arc<rustls::ServerConfig>) -> Sock
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            // As Go's and nginx's servers do: without it, TLS records written apart (handshake,
+            // headers, body) meet the client's delayed ACK and an answer waits ~40 ms.
+            let _ = tcp.set_nodelay(true);
             let (acceptor, router) = (acceptor.clone(), router.clone());
             tokio::spawn(async move {
                 // A client that rejects the certificate ends its handshake; nothing to serve.
