@@ -49,14 +49,7 @@ fn out(source: &Value, digest: &str) -> StepResult {
 }
 
 fn image(cp: &ControlPlane, ns: &str) -> String {
-    cp.kubectl_ok(&[
-        "-n",
-        ns,
-        "get",
-        "deploy/web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ])
+    cp.template_image(ns, "deploy/web")
 }
 
 fn rolled_out(cp: &ControlPlane, ns: &str, timeout: &str) -> String {

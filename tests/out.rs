@@ -657,15 +657,7 @@ fn without_access_reviews_a_refused_watch_fails_at_once_and_rolls_back() {
             "{line}"
         );
         assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {line}");
-        let image = cp.kubectl_ok(&[
-            "-n",
-            &ns,
-            "get",
-            "deploy/web",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].image}",
-        ]);
-        assert_eq!(image, format!("{REPO}:v1"));
+        assert_eq!(cp.template_image(&ns, "deploy/web"), format!("{REPO}:v1"));
         result.assert_never_prints(&token);
     }
 }

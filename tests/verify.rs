@@ -273,14 +273,7 @@ fn web(prefix: &str, image: &str) -> String {
 }
 
 fn app_image(ns: &str) -> String {
-    cp().kubectl_ok(&[
-        "-n",
-        ns,
-        "get",
-        "deploy/web",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ])
+    cp().template_image(ns, "deploy/web")
 }
 
 fn out(source: &Value, ns: &str, digest: &str) -> StepResult {

@@ -372,6 +372,18 @@ impl ControlPlane {
         checked(args, self.kubectl(args))
     }
 
+    /// The image of the first container in `object`'s pod template (`deploy/web`).
+    pub fn template_image(&self, namespace: &str, object: &str) -> String {
+        self.kubectl_ok(&[
+            "-n",
+            namespace,
+            "get",
+            object,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+    }
+
     /// `kubectl rollout status` of `object` (`deploy/web`), up to two minutes; panics on failure.
     pub fn rollout_status(&self, namespace: &str, object: &str) {
         self.kubectl_ok(&[
