@@ -66,7 +66,8 @@ build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
 build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
 build kubernetes "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-# Flux v1.9.6: the newest release the machine's Go (1.26) builds; v1.10 needs Go 1.27.
+# Flux v1.9.6. v1.10.x is blocked here, not by Go (GOTOOLCHAIN=go1.27.3 gets Go 1.27) but by the
+# module proxy, which refuses modules both controllers require (README, "GitOps mode", for the list).
 build source-controller "" github.com/fluxcd/source-controller
 build kustomize-controller "" github.com/fluxcd/kustomize-controller
 log "tools ready in $bin"
