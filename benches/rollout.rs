@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use image_rollout_resource::rollout::workload::{Rollout, Workload};
+use image_rollout_resource::cluster::workload::{Rollout, Workload};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config};

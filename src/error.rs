@@ -106,3 +106,21 @@ pub fn one_line(text: &str) -> String {
         })
         .collect()
 }
+
+/// `a, b, c`: how lists of workloads, images, containers and files read in logs and messages.
+pub fn comma<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The innermost cause of an error chain: the part that says what actually happened.
+pub fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut source = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}

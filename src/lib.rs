@@ -1,16 +1,22 @@
 //! image-rollout-resource: a Concourse resource type that follows an OCI image tag by digest
-//! (`check`, `in`) and rolls Kubernetes workloads to exactly that digest (`out`).
+//! (`check`, `in`) and rolls Kubernetes workloads to exactly that digest (`out`), either by
+//! patching them or by committing the digest to a config repository for a GitOps agent; [`put`]
+//! says where each part of `out` lives.
 //!
 //! Each binary in `bin/` is one call into [`steps`]: [`protocol::run`] around one step function.
 
 pub mod abort;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod get;
+pub mod gitops;
 pub mod pem;
 pub mod protocol;
+pub mod put;
 pub mod registry;
+pub mod rollout;
 pub mod steps;
 pub mod verify;
 
@@ -21,7 +27,4 @@ pub use check::check;
 pub use config::{CheckRequest, Digest, InRequest, OutRequest, Source, Version};
 pub use error::{Error, Result};
 pub use get::get;
-pub mod gitops;
-pub mod put;
-pub mod rollout;
 pub use put::put;

@@ -8,12 +8,12 @@
 //! The case counts add up to about 250,000 (a few minutes of CPU in a debug build, what CI runs).
 //! The long run multiplies every count: `IRR_FUZZ_SCALE=40 cargo test --test fuzz`.
 
+use image_rollout_resource::cluster;
 use image_rollout_resource::config::{Platform, Source};
 use image_rollout_resource::protocol::parse_request;
 use image_rollout_resource::registry::Fetched;
 use image_rollout_resource::registry::auth::{Challenge, bearer};
 use image_rollout_resource::registry::manifest::{self, Manifest};
-use image_rollout_resource::rollout::cluster;
 use image_rollout_resource::{CheckRequest, Digest, Error, InRequest, OutRequest};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};

@@ -19,7 +19,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use tokio::runtime::Handle;
 
-use crate::rollout::cluster::root_cause;
+use crate::error::root_cause;
 
 /// How the put talks to one Git server.
 pub struct Http {

@@ -17,12 +17,15 @@ use futures::future::join_all;
 use git2::{Oid, Signature};
 
 use crate::abort::Abort;
+use crate::cluster::wait::{self, wait_error};
+use crate::cluster::{self, Cluster, Observed};
 use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, comma};
 use crate::protocol::{Metadata, StepOutput};
+use crate::put::change_cause;
+use crate::put::digest::deployable_digest;
+use crate::put::select::workloads;
 use crate::registry::{ImageName, redirect_policy, with_tls};
-use crate::rollout::cluster::{self, Cluster, Observed};
-use crate::rollout::{change_cause, comma, deployable_digest, wait, wait_error, workloads};
 use edit::Target;
 use http::Http;
 use repo::{Pushed, Repo};

@@ -1,15 +1,10 @@
-//! The cluster mode of `put`: patch the workloads' container image to `repository@digest`, wait until the rollout
-//! really finished, and roll back what changed when it did not.
+//! The cluster mode of `put`: patch the workloads' container image to `repository@digest`, wait
+//! until the rollout really finished (`crate::cluster::wait`), and roll back what changed when it
+//! did not.
 //!
 //! Every workload runs its own patch-and-wait concurrently. If any of them fails (or cannot even
 //! be patched), every workload this put changed is restored to the pod template it had before,
 //! so the cluster is never left half-deployed.
-
-pub mod access;
-pub mod cluster;
-pub mod pods;
-pub mod wait;
-pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,20 +12,22 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::abort::Abort;
-use crate::check::current_digest;
+use crate::cluster::wait::{self, WaitError, wait_error};
+use crate::cluster::workload::Workload;
+use crate::cluster::{self, Cluster, access, pods};
 use crate::config::{Digest, OutParams, OutRequest, Source, WorkloadKind, WorkloadRef};
-use crate::error::{Error, Result, quote};
+use crate::error::{Error, Result, comma};
 use crate::protocol::{Metadata, StepOutput};
-use crate::registry::{ImageName, Registry};
-use cluster::Cluster;
-use wait::WaitError;
-use workload::Workload;
+use crate::put::change_cause;
+use crate::put::digest::deployable_digest;
+use crate::put::select::{Selected, select_containers, workloads};
+use crate::registry::ImageName;
 
 /// The field manager recorded in `managedFields` for the image fields `out` sets.
 pub const FIELD_MANAGER: &str = "image-rollout-resource";
@@ -131,139 +128,6 @@ async fn prepare(
     let digest = deployable_digest(source, params, dir).await?;
     access::review(&cluster, &workloads, wait).await?;
     Ok((workloads, digest, cluster))
-}
-
-/// The digest to deploy ([`resolve_digest`]), refused unless signed as `source.verify` demands.
-pub(crate) async fn deployable_digest(
-    source: &Source,
-    params: &OutParams,
-    dir: &Path,
-) -> Result<Digest> {
-    let digest = resolve_digest(source, params, dir).await?;
-    if source.verify.is_some() {
-        crate::verify::require(source, &Registry::new(source)?, &digest).await?;
-    }
-    Ok(digest)
-}
-
-/// `workloads`, or `deployment` as shorthand; params override source.
-pub(crate) fn workloads(source: &Source, params: &OutParams) -> Result<Vec<WorkloadRef>> {
-    let (deployment, workloads, key) = if params.deployment.is_some() || params.workloads.is_some()
-    {
-        (&params.deployment, &params.workloads, "params")
-    } else {
-        (&source.deployment, &source.workloads, "source")
-    };
-    let bad = |message: &str| Error::Config {
-        key: if key == "params" {
-            "params.workloads"
-        } else {
-            "source.workloads"
-        },
-        message: message.into(),
-    };
-    let list = match (deployment, workloads) {
-        (Some(_), Some(_)) => return Err(bad("set either deployment or workloads, not both")),
-        (Some(name), None) => {
-            vec![WorkloadRef::try_from(format!("deployment/{name}")).map_err(|m| bad(&m))?]
-        }
-        (None, Some(list)) if !list.is_empty() => list.clone(),
-        _ => {
-            return Err(bad(
-                "nothing to roll: set deployment: NAME or workloads: [deployment/NAME, ...]",
-            ));
-        }
-    };
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = list.iter().find(|w| !seen.insert(*w)) {
-        return Err(bad(&format!("{dup} is listed twice")));
-    }
-    Ok(list)
-}
-
-/// The digest to deploy: from a `get` step's directory, from `params.digest`, or the tag now.
-async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Result<Digest> {
-    match (&params.image, &params.digest) {
-        (Some(_), Some(_)) => Err(Error::Config {
-            key: "params.digest",
-            message: "set either params.image or params.digest, not both".into(),
-        }),
-        (None, Some(digest)) => Ok(digest.clone()),
-        (Some(path), None) => {
-            let read = |name: &str| {
-                let file = dir.join(path).join(name);
-                std::fs::read_to_string(&file)
-                    .map(|s| s.trim().to_string())
-                    .map_err(|e| Error::File {
-                        path: file.display().to_string(),
-                        message: format!("cannot read ({e}); params.image must name the directory of a get step of this image"),
-                    })
-            };
-            let repository = read("repository")?;
-            let same =
-                ImageName::parse(&repository).ok() == Some(ImageName::parse(&source.repository)?);
-            if !same {
-                return Err(Error::Config {
-                    key: "params.image",
-                    message: format!(
-                        "{path}/repository is {} but source.repository is {}; refusing to deploy another image",
-                        quote(&repository),
-                        quote(&source.repository)
-                    ),
-                });
-            }
-            read("digest")?.parse().map_err(|message| Error::File {
-                path: dir.join(path).join("digest").display().to_string(),
-                message,
-            })
-        }
-        (None, None) => {
-            let registry = Registry::new(source)?;
-            current_digest(&registry, source)
-                .await?
-                .ok_or_else(|| Error::Config {
-                    key: "source.tag",
-                    message: format!(
-                        "tag {} does not exist in {}",
-                        quote(&source.tag),
-                        source.repository
-                    ),
-                })
-        }
-    }
-}
-
-/// `kubernetes.io/change-cause`: which build deployed what, with a link back to it.
-pub(crate) fn change_cause(image: &str) -> String {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        var("BUILD_PIPELINE_NAME"),
-        var("BUILD_JOB_NAME"),
-        var("BUILD_NAME"),
-    ) {
-        (Some(pipeline), Some(job), Some(build)) => {
-            let team = var("BUILD_TEAM_NAME").unwrap_or_else(|| "main".into());
-            let url = var("ATC_EXTERNAL_URL")
-                .map(|atc| {
-                    format!(
-                        " {}/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds/{build}",
-                        atc.trim_end_matches('/')
-                    )
-                })
-                .unwrap_or_default();
-            format!("image-rollout {image} by {pipeline}/{job} #{build}{url}")
-        }
-        _ => format!("image-rollout {image}"),
-    }
-}
-
-/// `a, b, c`: how lists of workloads, images and containers read in logs and messages.
-pub(crate) fn comma<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
-    items
-        .into_iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What one put needs to know, shared by all its workloads.
@@ -585,14 +449,6 @@ impl Run<'_> {
     }
 }
 
-/// A wait that ended without the rollout, as the put's error for `workload`.
-pub(crate) fn wait_error(workload: &WorkloadRef, e: WaitError) -> Error {
-    Error::Rollout(match e {
-        WaitError::Failed(reason) => format!("{workload} did not roll out: {reason}"),
-        other => format!("{workload}: {other}"),
-    })
-}
-
 /// The JSON patch that undoes this put's patch of `changed`: for every container it changed,
 /// test that it is still at that index with this put's `image`, then put the previous image
 /// back. `cause` (this put's change-cause, if the workload still carries it) is tested and
@@ -636,88 +492,6 @@ fn restore_patch(
     serde_json::from_value(Value::Array(ops)).expect("a well-formed JSON patch")
 }
 
-/// A container `out` will update.
-pub(crate) struct Selected {
-    pub name: String,
-    pub image: String,
-    init: bool,
-}
-
-/// The containers to update: `container` if given, else every container and initContainer whose
-/// image is from `repository` (sidecars from other repositories are left alone).
-pub(crate) fn select_containers(
-    template: &PodTemplateSpec,
-    container: Option<&str>,
-    repository: &ImageName,
-    workload: &WorkloadRef,
-) -> Result<Vec<Selected>> {
-    let spec = template.spec.clone().unwrap_or_default();
-    let all: Vec<Selected> = spec
-        .init_containers
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| (c, true))
-        .chain(spec.containers.into_iter().map(|c| (c, false)))
-        .map(|(c, init)| Selected {
-            name: c.name,
-            image: c.image.unwrap_or_default(),
-            init,
-        })
-        .collect();
-    let describe_all = || comma(all.iter().map(|c| format!("{} ({})", c.name, c.image)));
-    let (selected, what): (Vec<Selected>, String) = match container {
-        Some(name) => {
-            let names: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
-            let found = all.into_iter().filter(|c| c.name == name).collect();
-            (
-                found,
-                format!(
-                    "no container named {} (it has: {})",
-                    quote(name),
-                    comma(&names)
-                ),
-            )
-        }
-        None => {
-            let text = describe_all();
-            let found = all
-                .into_iter()
-                .filter(|c| same_repository(&c.image, repository))
-                .collect();
-            (
-                found,
-                format!(
-                    "no container runs an image of {}/{} (it has: {text}); set container: NAME",
-                    repository.host, repository.path
-                ),
-            )
-        }
-    };
-    if selected.is_empty() {
-        return Err(Error::Config {
-            key: if container.is_some() {
-                "container"
-            } else {
-                "source.repository"
-            },
-            message: format!("{workload} has {what}"),
-        });
-    }
-    Ok(selected)
-}
-
-/// Whether a container's `image` (`repo`, `repo:tag`, `repo@digest`, `repo:tag@digest`) is from
-/// `repository`, comparing normalised names (`alpine` is `docker.io/library/alpine`).
-pub(crate) fn same_repository(image: &str, repository: &ImageName) -> bool {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let name = match without_digest.rsplit_once(':') {
-        // A colon after the last slash is a tag; before it, a registry port.
-        Some((name, tag)) if !tag.contains('/') => name,
-        _ => without_digest,
-    };
-    ImageName::parse(name).is_ok_and(|n| &n == repository)
-}
-
 /// A strategic merge patch that sets only the image of the selected containers (merged by name)
 /// and records the change-cause.
 fn image_patch(containers: &[Selected], image: &str, change_cause: &str) -> Value {
@@ -749,21 +523,6 @@ fn summary(workload: &WorkloadRef, images: &BTreeMap<String, String>) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repository_match_ignores_tag_digest_and_docker_hub_spelling() {
-        let repo = ImageName::parse("127.0.0.1:5000/team/app").unwrap();
-        assert!(same_repository("127.0.0.1:5000/team/app", &repo));
-        assert!(same_repository("127.0.0.1:5000/team/app:v1", &repo));
-        assert!(same_repository("127.0.0.1:5000/team/app@sha256:abc", &repo));
-        assert!(!same_repository(
-            "127.0.0.1:5000/team/app-sidecar:v1",
-            &repo
-        ));
-        let hub = ImageName::parse("alpine").unwrap();
-        assert!(same_repository("docker.io/library/alpine:3.20", &hub));
-        assert!(!same_repository("envoyproxy/envoy:v1", &hub));
-    }
 
     #[test]
     fn patch_touches_only_the_selected_images() {

@@ -18,11 +18,12 @@ use tokio::time::Instant;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::core::Selector;
 
-use super::cluster::Cluster;
+use super::Cluster;
 use super::pods::{self, PodProblem};
 use super::workload::{Rollout, Workload};
 use crate::abort::{Abort, Cause};
 use crate::config::{WorkloadKind, WorkloadRef};
+use crate::error::Error;
 
 /// How long a new pod may sit in a failing state (image pull error, crash loop, unschedulable)
 /// before the rollout is declared failed. Long enough to ride out one transient registry error
@@ -57,6 +58,14 @@ impl fmt::Display for WaitError {
             WaitError::Aborted { cause, state } => write!(f, "{cause} while waiting ({state})"),
         }
     }
+}
+
+/// A wait that ended without the rollout, as the put's error for `workload`.
+pub fn wait_error(workload: &WorkloadRef, e: WaitError) -> Error {
+    Error::Rollout(match e {
+        WaitError::Failed(reason) => format!("{workload} did not roll out: {reason}"),
+        other => format!("{workload}: {other}"),
+    })
 }
 
 /// The workload a wait follows.
@@ -258,5 +267,5 @@ fn refusal(error: &watcher::Error) -> Option<String> {
         watcher::Error::WatchError(status) => status,
         _ => return None,
     };
-    matches!(status.code, 401 | 403).then(|| super::cluster::describe_status(status))
+    matches!(status.code, 401 | 403).then(|| super::describe_status(status))
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::Api;
 use kube::api::PostParams;
 
-use super::cluster::{self, Cluster};
+use super::{self as cluster, Cluster};
 use crate::config::{WorkloadKind, WorkloadRef};
 use crate::error::{Error, Result};
 

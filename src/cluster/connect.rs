@@ -9,23 +9,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use serde_json::json;
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use kube::Api;
-
-use super::workload::Workload;
-use super::{select_containers, wait};
-use crate::config::{Source, WorkloadKind, WorkloadRef};
-use crate::error::{Error, Result};
-use crate::registry::ImageName;
-
-/// A client, the namespace to work in, and the server (for messages).
-pub struct Cluster {
-    pub client: Client,
-    pub namespace: String,
-    pub server: String,
-}
+use super::Cluster;
+use crate::config::Source;
+use crate::error::{Error, Result, root_cause};
 
 /// Connects as `source` says. `namespace` (from `params`) beats `source.namespace`, which beats
 /// the kubeconfig context's (or service account's) namespace, which beats `default`.
@@ -184,124 +170,9 @@ fn check_certificates(kubeconfig: &Kubeconfig, context: Option<&str>) -> Result<
     Ok(())
 }
 
-/// A workload as read before a GitOps put: its pod selector and the selected containers' images.
-pub struct Observed {
-    pub selector: String,
-    pub images: BTreeMap<String, String>,
-}
-
-impl Cluster {
-    /// Reads `workload` (one GET, nothing written) and selects its containers as the cluster
-    /// mode does.
-    pub async fn observe(
-        &self,
-        workload: &WorkloadRef,
-        container: Option<&str>,
-        repository: &ImageName,
-    ) -> Result<Observed> {
-        match workload.kind {
-            WorkloadKind::Deployment => {
-                self.observe_kind::<Deployment>(workload, container, repository)
-                    .await
-            }
-            WorkloadKind::StatefulSet => {
-                self.observe_kind::<StatefulSet>(workload, container, repository)
-                    .await
-            }
-            WorkloadKind::DaemonSet => {
-                self.observe_kind::<DaemonSet>(workload, container, repository)
-                    .await
-            }
-        }
-    }
-
-    async fn observe_kind<K: Workload>(
-        &self,
-        workload: &WorkloadRef,
-        container: Option<&str>,
-        repository: &ImageName,
-    ) -> Result<Observed> {
-        let object = Api::<K>::namespaced(self.client.clone(), &self.namespace)
-            .get(&workload.name)
-            .await
-            .map_err(|e| self.api_error(workload, "get", &e))?;
-        let template = object
-            .template()
-            .ok_or_else(|| Error::Rollout(format!("{workload} has no pod template")))?;
-        let selected = select_containers(template, container, repository, workload)?;
-        Ok(Observed {
-            selector: wait::selector(&object),
-            images: selected.into_iter().map(|c| (c.name, c.image)).collect(),
-        })
-    }
-
-    /// One line for a failed API call on `workload`: "not found" names the namespace to check,
-    /// anything else the server's own message.
-    pub fn api_error(&self, workload: &WorkloadRef, verb: &str, e: &kube::Error) -> Error {
-        if let kube::Error::Api(status) = e
-            && status.code == 404
-        {
-            return Error::Cluster(format!(
-                "{workload} not found in namespace {}; check source.namespace and the workload name",
-                self.namespace
-            ));
-        }
-        Error::Cluster(format!(
-            "{verb} {workload} in namespace {}: {}",
-            self.namespace,
-            describe(&self.server, e)
-        ))
-    }
-}
-
 fn bad(key: &'static str, message: &str) -> Error {
     Error::Config {
         key,
         message: message.into(),
     }
-}
-
-/// Renders a kube error as one line: the API's own message for API errors (it names the user,
-/// verb and resource for RBAC denials), the innermost cause for transport errors.
-pub fn describe(server: &str, e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => describe_status(status),
-        kube::Error::Auth(_) => format!(
-            "authentication failed against {server}: {}; check the token or kubeconfig",
-            root_cause(e)
-        ),
-        _ => format!("cannot reach {server}: {}", root_cause(e)),
-    }
-}
-
-/// An API server's error status as one line, with the fix for refusals.
-pub fn describe_status(status: &kube::core::Status) -> String {
-    let mut line = format!(
-        "{} (HTTP {} {})",
-        status.message, status.code, status.reason
-    );
-    match status.code {
-        401 => line.push_str("; check the token or kubeconfig (it may have expired)"),
-        403 => line.push_str(PERMISSION_FIX),
-        _ => {}
-    }
-    line
-}
-
-/// The fix for every permission refusal.
-pub const PERMISSION_FIX: &str =
-    "; grant it in the Role bound to this identity (see pipeline/rbac.yaml)";
-
-/// Whether an API error is a refusal (401, 403): never transient, never retried.
-pub fn refused(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(status) if matches!(status.code, 401 | 403))
-}
-
-/// The innermost cause of an error chain: the part that says what actually happened.
-pub fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut source = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }
