@@ -12,7 +12,6 @@
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, Once};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -35,19 +34,12 @@ pub struct Http {
 static CURRENT: Mutex<Option<Arc<Http>>> = Mutex::new(None);
 
 impl Http {
+    /// `authorization` goes with every request (`Basic …`, see [`crate::registry::basic`]).
     pub fn new(
         client: reqwest::Client,
-        credentials: Option<(&str, &str)>,
+        authorization: Option<HeaderValue>,
         handle: Handle,
     ) -> Arc<Http> {
-        let authorization = credentials.map(|(user, password)| {
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            let mut value =
-                HeaderValue::from_str(&format!("Basic {token}")).expect("base64 is a valid header");
-            value.set_sensitive(true);
-            value
-        });
         Arc::new(Http {
             client,
             authorization,

@@ -25,7 +25,7 @@ use crate::protocol::{Metadata, StepOutput};
 use crate::put::change_cause;
 use crate::put::digest::deployable_digest;
 use crate::put::select::workloads;
-use crate::registry::{ImageName, redirect_policy, with_tls};
+use crate::registry::{self, ImageName, Timeouts};
 use edit::Target;
 use http::Http;
 use repo::{Pushed, Repo};
@@ -184,35 +184,21 @@ fn connect(git: &GitSource) -> Result<Arc<Http>> {
             "is empty; list the files or directories holding the manifests (e.g. [deploy/])",
         ));
     }
-    let credentials = match (&git.username, &git.password) {
-        (Some(user), Some(password)) => Some((user.as_str(), password.expose())),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(bad(
-                "source.git.password",
-                "is required with source.git.username",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(bad(
-                "source.git.username",
-                "is required with source.git.password (any name works with a GitHub token)",
-            ));
-        }
-    };
+    let credentials = registry::credentials(
+        git.username.as_ref(),
+        git.password.as_ref(),
+        ["source.git.username", "source.git.password"],
+        " (any name works with a GitHub token)",
+    )?;
     // No bound on a whole request (a pack can be large); a stalled read still ends after 60 s.
-    let builder = reqwest::Client::builder()
-        .user_agent(concat!(
-            "image-rollout-resource/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(60))
-        .redirect(redirect_policy(git.insecure));
-    let client = with_tls(builder, git.insecure, &git.ca_certs)
-        .build()
-        .map_err(|e| bad("source.git.ca_certs", &format!("cannot set up TLS: {e}")))?;
-    let http = Http::new(client, credentials, tokio::runtime::Handle::current());
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(10),
+        read: Duration::from_secs(60),
+        total: None,
+    };
+    let client = registry::client(git.insecure, &git.ca_certs, "source.git.ca_certs", timeouts)?;
+    let authorization = credentials.map(|(user, password)| registry::basic(user, password));
+    let http = Http::new(client, authorization, tokio::runtime::Handle::current());
     http.install().map_err(|e| Error::Git {
         server: server_name(&git.uri),
         message: format!("cannot register the HTTP transport: {}", e.message()),

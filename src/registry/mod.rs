@@ -124,9 +124,67 @@ pub struct Registry {
     known_realm_tried: Cell<bool>,
 }
 
+/// Bounds on every request of a [`client`].
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Silence between two reads.
+    pub read: Duration,
+    /// The whole exchange, body included; `None` where a body may be large (a Git pack).
+    pub total: Option<Duration>,
+}
+
+/// The HTTP client every server of the resource is reached with (registry, token realm, Git):
+/// our User-Agent, `timeouts`, redirects by [`redirect_policy`], TLS by [`with_tls`]. A TLS setup
+/// that fails names `ca_key`, where the certificates came from.
+pub fn client(
+    insecure: bool,
+    ca_certs: &[Certificates],
+    ca_key: &'static str,
+    timeouts: Timeouts,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!(
+            "image-rollout-resource/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
+        .redirect(redirect_policy(insecure));
+    if let Some(total) = timeouts.total {
+        builder = builder.timeout(total);
+    }
+    with_tls(builder, insecure, ca_certs)
+        .build()
+        .map_err(|e| config(ca_key, &format!("cannot set up TLS: {e}")))
+}
+
+/// A user name and a password (or token) for one server: both or neither. `keys` are theirs as
+/// the request spells them (`source.username`, `source.password`); `hint` ends the complaint
+/// about a missing user name.
+pub fn credentials<'a>(
+    username: Option<&'a String>,
+    password: Option<&'a Secret>,
+    keys: [&'static str; 2],
+    hint: &str,
+) -> Result<Option<(&'a String, &'a Secret)>> {
+    let [user_key, password_key] = keys;
+    match (username, password) {
+        (Some(user), Some(password)) => Ok(Some((user, password))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(config(
+            password_key,
+            &format!("is required with {user_key}"),
+        )),
+        (None, Some(_)) => Err(config(
+            user_key,
+            &format!("is required with {password_key}{hint}"),
+        )),
+    }
+}
+
 /// TLS by rustls with the extra `ca_certs`; with `insecure` nothing is verified, so no roots are
-/// loaded (see tls.rs). Shared by every HTTP client of the resource (registry, Git).
-pub fn with_tls(
+/// loaded (see tls.rs).
+fn with_tls(
     builder: reqwest::ClientBuilder,
     insecure: bool,
     ca_certs: &[Certificates],
@@ -142,35 +200,24 @@ pub fn with_tls(
 impl Registry {
     pub fn new(source: &Source) -> Result<Registry> {
         let name = ImageName::parse(&source.repository)?;
-        let credentials = match (&source.username, &source.password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(config(
-                    "source.password",
-                    "is required with source.username",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(config(
-                    "source.username",
-                    "is required with source.password",
-                ));
-            }
+        let credentials = credentials(
+            source.username.as_ref(),
+            source.password.as_ref(),
+            ["source.username", "source.password"],
+            "",
+        )?
+        .map(|(user, password)| (user.clone(), password.clone()));
+        let timeouts = Timeouts {
+            connect: CONNECT_TIMEOUT,
+            read: READ_TIMEOUT,
+            total: Some(REQUEST_TIMEOUT),
         };
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!(
-                "image-rollout-resource/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(redirect_policy(source.insecure));
-        let builder = with_tls(builder, source.insecure, &source.ca_certs);
-        let http = builder
-            .build()
-            .map_err(|e| config("source.ca_certs", &format!("cannot set up TLS: {e}")))?;
+        let http = client(
+            source.insecure,
+            &source.ca_certs,
+            "source.ca_certs",
+            timeouts,
+        )?;
         let scheme = if source.insecure { "http" } else { "https" };
         Ok(Registry {
             http,
@@ -527,7 +574,8 @@ fn config(key: &'static str, message: &str) -> Error {
     }
 }
 
-fn basic(user: &str, password: &Secret) -> HeaderValue {
+/// `Authorization: Basic …` for a user name and password (marked sensitive: never logged).
+pub fn basic(user: &str, password: &Secret) -> HeaderValue {
     use base64::Engine as _;
     let encoded =
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
@@ -587,7 +635,7 @@ fn classify(result: reqwest::Result<Response>) -> Result<Response, Attempt> {
 /// `source.insecure`). Credentials never follow a redirect to another host: reqwest drops
 /// `Authorization` whenever the scheme, host or port changes, which is what a registry that
 /// hands out signed storage URLs (ghcr.io) expects.
-pub(crate) fn redirect_policy(insecure: bool) -> reqwest::redirect::Policy {
+fn redirect_policy(insecure: bool) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         let downgrade = attempt.url().scheme() == "http"
             && attempt.previous().iter().any(|u| u.scheme() == "https");
