@@ -224,6 +224,10 @@ fn bad_verify_config_is_named_before_any_request() {
             json!({"public_keys": [], "keyles": {}}),
             "error: invalid request: source.verify.keyles: unknown field `keyles`",
         ),
+        (
+            json!({"keyless": {"identity": KEYLESS_IDENTITY, "issuer": GITHUB_ISSUER, "trusted_root": without_ct_logs()}}),
+            "error: source.verify.keyless.trusted_root: it has no ECDSA CT log (ctlogs); keyless verification needs all three: give Sigstore's trusted_root.json whole",
+        ),
     ] {
         let source = source(&registry, "app", verify);
         let line = check(&source, None).error_line();
@@ -250,9 +254,19 @@ fn push_keyless_signature(registry: &Registry) {
     registry.push(&layout, KEYLESS_REPO, &tag);
 }
 
+fn trusted_root() -> String {
+    std::fs::read_to_string(format!("{FIXTURE}/trusted_root.json")).unwrap()
+}
+
+/// The fixture's trusted root without its CT log (the SCT's signer).
+fn without_ct_logs() -> String {
+    let mut root: Value = serde_json::from_str(&trusted_root()).unwrap();
+    root["ctlogs"] = json!([]);
+    root.to_string()
+}
+
 fn keyless(identity: &str, issuer: &str) -> Value {
-    let root = std::fs::read_to_string(format!("{FIXTURE}/trusted_root.json")).unwrap();
-    json!({"keyless": {"identity": identity, "issuer": issuer, "trusted_root": root}})
+    json!({"keyless": {"identity": identity, "issuer": issuer, "trusted_root": trusted_root()}})
 }
 
 fn cp() -> &'static ControlPlane {
@@ -327,29 +341,34 @@ fn keyless_signature_is_matched_on_identity_and_issuer() {
     let repository = registry.repository(KEYLESS_REPO);
     let reference = format!("{repository}@{KEYLESS_DIGEST}");
 
-    // The real cosign accepts the recorded signature with the same trusted root and policy.
+    // The real cosign accepts the recorded signature with the same trusted root and policy,
+    // its SCT included; without the root's CT log it refuses, as `source.verify` does
+    // (`bad_verify_config_is_named_before_any_request`).
     let cosign = Cosign::new();
-    let verified = cosign
-        .command()
-        .args([
-            "verify",
-            "--trusted-root",
-            &format!("{FIXTURE}/trusted_root.json"),
-        ])
-        .args(["--certificate-identity", KEYLESS_IDENTITY])
-        .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
-        .args([
-            "--insecure-ignore-sct",
-            "--allow-http-registry",
-            "--allow-insecure-registry",
-        ])
-        .arg(&reference)
-        .output()
-        .unwrap();
+    let cosign_verify = |root: &str| -> Result<(), String> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), root).unwrap();
+        let out = cosign
+            .command()
+            .arg("verify")
+            .arg("--trusted-root")
+            .arg(file.path())
+            .args(["--certificate-identity", KEYLESS_IDENTITY])
+            .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
+            .args(["--allow-http-registry", "--allow-insecure-registry"])
+            .arg(&reference)
+            .output()
+            .unwrap();
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    };
+    assert_eq!(cosign_verify(&trusted_root()), Ok(()));
+    let refused = cosign_verify(&without_ct_logs()).unwrap_err();
     assert!(
-        verified.status.success(),
-        "cosign verify: {}",
-        String::from_utf8_lossy(&verified.stderr)
+        refused.contains("only able to verify 0 SCT entries"),
+        "{refused}"
     );
 
     let ns = web("verify-keyless", &format!("{repository}:old"));

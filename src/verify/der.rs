@@ -1,6 +1,6 @@
 //! Just enough DER to read what signature verification needs from an X.509 certificate and a
-//! public key: the `SubjectPublicKeyInfo`, the subject alternative names, and Fulcio's OIDC
-//! issuer extension. rustls-webpki (already linked) validates the certificate path but does not
+//! public key: the `SubjectPublicKeyInfo`, the subject alternative names, Fulcio's OIDC
+//! issuer extension, and the embedded SCT list with the precertificate it was issued for. rustls-webpki (already linked) validates the certificate path but does not
 //! expose these fields; a full X.509 crate would add far more code than this reader. The unit
 //! tests hold it against `x509-parser` on generated certificates.
 
@@ -38,6 +38,8 @@ const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 const FULCIO_ISSUER_V1: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x01];
 const FULCIO_ISSUER_V2: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, 0x08];
+/// RFC 6962's embedded SCT list, 1.3.6.1.4.1.11129.2.4.2.
+const SCT_LIST: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02];
 
 /// One element: its tag, its contents, and the whole encoding (tag and length included).
 struct Element<'a> {
@@ -52,10 +54,6 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    fn peek_tag(&self) -> Option<u8> {
-        self.0.first().copied()
     }
 
     fn next(&mut self) -> Result<Element<'a>, String> {
@@ -122,51 +120,140 @@ pub fn ec_public_key(spki: &[u8]) -> Result<(Curve, &[u8]), String> {
 
 /// The fields of an X.509 certificate (DER) that the signature checks use.
 pub fn certificate(der: &[u8]) -> Result<CertificateFields<'_>, String> {
-    let mut outer = Reader(der);
-    let mut certificate = Reader(outer.expect(SEQUENCE, "Certificate")?.contents);
-    let mut tbs = Reader(certificate.expect(SEQUENCE, "TBSCertificate")?.contents);
-    if tbs.peek_tag() == Some(0xa0) {
-        tbs.next()?; // version
-    }
-    // serial, signature algorithm, issuer, validity, subject
-    for _ in 0..5 {
-        tbs.next()?;
-    }
+    let tbs = Tbs::read(der)?;
+    // version (optional), serial, signature algorithm, issuer, validity, subject, then the key
+    let skip = 5 + usize::from(tbs.fields.first().map(|f| f.tag) == Some(0xa0));
+    let spki = match tbs.fields.get(skip) {
+        Some(f) if f.tag == SEQUENCE => f.whole,
+        _ => return Err("malformed DER: expected SubjectPublicKeyInfo".into()),
+    };
     let mut fields = CertificateFields {
-        spki: tbs.expect(SEQUENCE, "SubjectPublicKeyInfo")?.whole,
+        spki,
         ..CertificateFields::default()
     };
-    while !tbs.is_empty() {
-        let element = tbs.next()?;
-        if element.tag != EXTENSIONS {
-            continue; // issuer / subject unique IDs
-        }
-        let mut list = Reader(
-            Reader(element.contents)
-                .expect(SEQUENCE, "Extensions")?
-                .contents,
-        );
-        while !list.is_empty() {
-            let mut extension = Reader(list.expect(SEQUENCE, "Extension")?.contents);
-            let id = extension.expect(OID, "extension id")?.contents;
-            let mut value = extension.next()?;
-            if value.tag != OCTET_STRING {
-                value = extension.expect(OCTET_STRING, "extension value")?; // after `critical`
+    for extension in &tbs.extensions {
+        match extension.id {
+            SUBJECT_ALT_NAME => fields.identities = alt_names(extension.value)?,
+            FULCIO_ISSUER_V2 => {
+                let text = Reader(extension.value).expect(UTF8_STRING, "issuer UTF8String")?;
+                fields.issuer = Some(text_of(text.contents)?);
             }
-            match id {
-                SUBJECT_ALT_NAME => fields.identities = alt_names(value.contents)?,
-                FULCIO_ISSUER_V2 => {
-                    let text = Reader(value.contents).expect(UTF8_STRING, "issuer UTF8String")?;
-                    fields.issuer = Some(text_of(text.contents)?);
-                }
-                FULCIO_ISSUER_V1 if fields.issuer.is_none() => {
-                    fields.issuer = Some(text_of(value.contents)?);
-                }
-                _ => {}
+            FULCIO_ISSUER_V1 if fields.issuer.is_none() => {
+                fields.issuer = Some(text_of(extension.value)?);
             }
+            _ => {}
         }
     }
     Ok(fields)
+}
+
+/// What a certificate transparency log signed for a certificate with embedded SCTs (RFC 6962
+/// §3.2): the CA logged a precertificate, whose TBSCertificate is the final one's without the
+/// SCT list extension, and put the logs' receipts into that extension.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Precertificate<'a> {
+    /// The extension's `SignedCertificateTimestampList`, TLS-encoded.
+    pub sct_list: &'a [u8],
+    /// The TBSCertificate without the SCT list extension, DER.
+    pub tbs: Vec<u8>,
+}
+
+/// The embedded SCT list of a certificate and the precertificate TBS it signs, or `None` when
+/// the certificate has no SCT list extension.
+pub fn precertificate(der: &[u8]) -> Result<Option<Precertificate<'_>>, String> {
+    let tbs = Tbs::read(der)?;
+    let Some(scts) = tbs.extensions.iter().find(|e| e.id == SCT_LIST) else {
+        return Ok(None);
+    };
+    let sct_list = Reader(scts.value)
+        .expect(OCTET_STRING, "SignedCertificateTimestampList")?
+        .contents;
+    // The lengths of the extension list, its [3] wrapper and the TBS change, so everything
+    // around the dropped extension is encoded again; the elements themselves are kept as is.
+    let kept: Vec<u8> = (tbs.extensions.iter())
+        .filter(|e| e.id != SCT_LIST)
+        .flat_map(|e| e.whole.iter().copied())
+        .collect();
+    let mut contents: Vec<u8> = tbs
+        .fields
+        .iter()
+        .flat_map(|f| f.whole.iter().copied())
+        .collect();
+    if !kept.is_empty() {
+        contents.extend(encode(EXTENSIONS, &encode(SEQUENCE, &kept)));
+    }
+    Ok(Some(Precertificate {
+        sct_list,
+        tbs: encode(SEQUENCE, &contents),
+    }))
+}
+
+/// A TBSCertificate: its fields in order (the extensions wrapper left out) and its extensions.
+struct Tbs<'a> {
+    fields: Vec<Element<'a>>,
+    extensions: Vec<Extension<'a>>,
+}
+
+/// One certificate extension: its OID, the contents of its OCTET STRING value, and the whole
+/// `Extension` element.
+struct Extension<'a> {
+    id: &'a [u8],
+    value: &'a [u8],
+    whole: &'a [u8],
+}
+
+impl<'a> Tbs<'a> {
+    /// The TBSCertificate of a DER certificate.
+    fn read(der: &'a [u8]) -> Result<Tbs<'a>, String> {
+        let mut outer = Reader(der);
+        let mut certificate = Reader(outer.expect(SEQUENCE, "Certificate")?.contents);
+        let mut tbs = Reader(certificate.expect(SEQUENCE, "TBSCertificate")?.contents);
+        let mut fields = Vec::new();
+        let mut extensions = Vec::new();
+        while !tbs.is_empty() {
+            let element = tbs.next()?;
+            if element.tag != EXTENSIONS {
+                fields.push(element);
+                continue;
+            }
+            let mut list = Reader(
+                Reader(element.contents)
+                    .expect(SEQUENCE, "Extensions")?
+                    .contents,
+            );
+            while !list.is_empty() {
+                let whole = list.expect(SEQUENCE, "Extension")?;
+                let mut extension = Reader(whole.contents);
+                let id = extension.expect(OID, "extension id")?.contents;
+                let mut value = extension.next()?;
+                if value.tag != OCTET_STRING {
+                    value = extension.expect(OCTET_STRING, "extension value")?; // after `critical`
+                }
+                extensions.push(Extension {
+                    id,
+                    value: value.contents,
+                    whole: whole.whole,
+                });
+            }
+        }
+        Ok(Tbs { fields, extensions })
+    }
+}
+
+/// `tag`, the DER length of `contents`, and `contents`.
+fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let length = contents.len();
+    let mut out = vec![tag];
+    if length < 0x80 {
+        out.push(length as u8);
+    } else {
+        let bytes = length.to_be_bytes();
+        let significant = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    out.extend_from_slice(contents);
+    out
 }
 
 fn alt_names(value: &[u8]) -> Result<Vec<String>, String> {
@@ -283,6 +370,48 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A certificate with an SCT list extension among others (short and long DER lengths
+        /// on either side of 128 and 256 bytes): the precertificate TBS is byte for byte the
+        /// TBSCertificate x509-parser reads from the same certificate issued without it.
+        #[test]
+        fn the_precertificate_is_the_certificate_without_its_sct_list(
+            others in prop::collection::vec(0usize..300, 0..4),
+            sct_list in prop::collection::vec(any::<u8>(), 0..600),
+            position in any::<prop::sample::Index>(),
+            names in 0usize..3,
+        ) {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(
+                (0..names).map(|i| format!("n{i}.example")).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            params.custom_extensions = (others.iter().enumerate())
+                .map(|(i, len)| {
+                    CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 10 + i as u64], vec![0x04; *len])
+                })
+                .collect();
+            let without = params.self_signed(&key).unwrap();
+            let at = position.index(params.custom_extensions.len() + 1);
+            params.custom_extensions.insert(
+                at,
+                CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+                    encode(OCTET_STRING, &sct_list),
+                ),
+            );
+            let with = params.self_signed(&key).unwrap();
+
+            let read = precertificate(with.der()).unwrap().unwrap();
+            prop_assert_eq!(read.sct_list, sct_list.as_slice());
+            let (_, oracle) = X509Certificate::from_der(without.der()).unwrap();
+            prop_assert_eq!(read.tbs, oracle.tbs_certificate.as_ref());
+            prop_assert_eq!(precertificate(without.der()).unwrap(), None);
+        }
+    }
+
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
         let key = KeyPair::generate().unwrap();
@@ -293,6 +422,10 @@ mod tests {
         let der = cert.der();
         for end in 0..der.len() {
             assert!(certificate(&der[..end]).is_err(), "prefix of {end} bytes");
+            assert!(
+                precertificate(&der[..end]).is_err(),
+                "prefix of {end} bytes"
+            );
         }
     }
 }

@@ -11,11 +11,13 @@
 //! 3. the logged entry (`hashedrekord`) is this signature, this certificate and this payload;
 //! 4. the certificate chains to a Fulcio CA of the trusted root, for code signing, at the
 //!    logged time;
-//! 5. its identity and issuer are exactly the configured ones.
+//! 5. an SCT embedded in the certificate verifies with a CT log of the trusted root ([`sct`]),
+//!    so Fulcio logged the certificate where its owner can see it;
+//! 6. its identity and issuer are exactly the configured ones.
 //!
-//! Not checked: the certificate's embedded SCT (Fulcio's certificate-transparency receipt) and
-//! Rekor inclusion proofs, which need the CT log's keys and a checkpoint; the SET is Rekor's
-//! signed promise of inclusion, which is what cosign itself checks offline.
+//! Not checked: Rekor inclusion proofs, which need a checkpoint (the SET is Rekor's signed
+//! promise of inclusion, which is what cosign itself checks offline), and the validity periods
+//! the trusted root gives its Fulcio CAs and Rekor keys (those of its CT log keys are checked).
 
 use std::time::Duration;
 
@@ -26,6 +28,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use super::sct::{self, CtLog};
 use super::{PublicKey, der};
 use crate::config::Keyless;
 use crate::error::{Error, Result};
@@ -42,6 +45,7 @@ pub struct KeylessPolicy {
     authorities: Vec<Vec<Vec<u8>>>,
     /// Rekor logs: key id (SHA-256 of the key's DER) and key.
     logs: Vec<(Vec<u8>, PublicKey)>,
+    ct_logs: Vec<CtLog>,
 }
 
 /// The parts of Sigstore's `trusted_root.json` (protobuf-specs `TrustedRoot`) used here.
@@ -52,13 +56,29 @@ struct TrustedRoot {
     tlogs: Vec<TransparencyLog>,
     #[serde(default)]
     certificate_authorities: Vec<CertificateAuthority>,
+    #[serde(default)]
+    ctlogs: Vec<TransparencyLog>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TransparencyLog {
-    public_key: RawBytes,
+    public_key: LogKey,
     log_id: LogId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogKey {
+    raw_bytes: String,
+    valid_for: Option<ValidFor>,
+}
+
+/// RFC 3339 times (protobuf `Timestamp` in JSON).
+#[derive(Deserialize)]
+struct ValidFor {
+    start: Option<String>,
+    end: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -170,10 +190,36 @@ impl KeylessPolicy {
                 logs.push((decode(&log.log_id.key_id)?, key));
             }
         }
-        if authorities.is_empty() || logs.is_empty() {
-            return Err(bad(
-                "it has no certificate authority or no ECDSA transparency log; keyless verification needs both".into(),
-            ));
+        let mut ct_logs = Vec::new();
+        for log in &root.ctlogs {
+            if let Ok(key) = PublicKey::from_spki(&decode(&log.public_key.raw_bytes)?) {
+                let valid_for = log.public_key.valid_for.as_ref();
+                let time = |t: Option<&String>| {
+                    t.map(|t| humantime::parse_rfc3339(t))
+                        .transpose()
+                        .map_err(|e| bad(format!("a ctlogs validFor time: {e}")))
+                };
+                ct_logs.push(CtLog {
+                    id: decode(&log.log_id.key_id)?,
+                    key,
+                    valid_from: time(valid_for.and_then(|v| v.start.as_ref()))?,
+                    valid_until: time(valid_for.and_then(|v| v.end.as_ref()))?,
+                });
+            }
+        }
+        let missing: Vec<&str> = [
+            (authorities.is_empty(), "no certificate authority"),
+            (logs.is_empty(), "no ECDSA transparency log (tlogs)"),
+            (ct_logs.is_empty(), "no ECDSA CT log (ctlogs)"),
+        ]
+        .into_iter()
+        .filter_map(|(empty, what)| empty.then_some(what))
+        .collect();
+        if !missing.is_empty() {
+            return Err(bad(format!(
+                "it has {}; keyless verification needs all three: give Sigstore's trusted_root.json whole",
+                missing.join(", ")
+            )));
         }
         for (key, value) in [("identity", &config.identity), ("issuer", &config.issuer)] {
             if value.trim().is_empty() {
@@ -192,6 +238,7 @@ impl KeylessPolicy {
             issuer: config.issuer.clone(),
             authorities,
             logs,
+            ct_logs,
         })
     }
 
@@ -217,7 +264,8 @@ impl KeylessPolicy {
             "it has no Rekor bundle, so nothing proves it was made while its certificate was valid",
         )?;
         let logged_at = self.check_bundle(bundle, payload, signature, &leaf)?;
-        self.check_chain(&leaf, chain_pem, logged_at)?;
+        let issuer_spki = self.check_chain(&leaf, chain_pem, logged_at)?;
+        sct::verify(&leaf, &issuer_spki, &self.ct_logs)?;
 
         let issuer = fields.issuer.as_deref().unwrap_or("(none)");
         if fields.identities.contains(&self.identity) && issuer == self.issuer {
@@ -286,13 +334,14 @@ impl KeylessPolicy {
         u64::try_from(p.integrated_time).map_err(|_| "its Rekor time is negative".into())
     }
 
-    /// The certificate chains to a trusted Fulcio CA, for code signing, at `logged_at`.
+    /// The certificate chains to a trusted Fulcio CA, for code signing, at `logged_at`; returns
+    /// the `SubjectPublicKeyInfo` of the CA that issued it (the SCTs are over its hash).
     fn check_chain(
         &self,
         leaf: &[u8],
         chain_pem: Option<&str>,
         logged_at: u64,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<u8>, String> {
         let mut intermediates: Vec<CertificateDer<'_>> = chain_pem
             .map(|pem| {
                 CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -339,7 +388,7 @@ impl KeylessPolicy {
                 None,
                 None,
             )
-            .map(|_| ())
+            .map(|path| path.issuer_spki().as_ref().to_vec())
             .map_err(|e| {
                 format!(
                     "its certificate does not chain to a certificate authority of the trusted root at the logged time ({e:?})"
@@ -467,6 +516,102 @@ mod tests {
         assert!(
             err.contains("does not chain to a certificate authority"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_root_without_the_sct_log_is_refused() {
+        let r = recorded();
+        let mut root: serde_json::Value = serde_json::from_str(ROOT).unwrap();
+        // The recorded certificate's SCT is from Sigstore's 2022 CT log.
+        root["ctlogs"][0]["logId"]["keyId"] = BASE64.encode([0u8; 32]).into();
+        let err = accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap_err();
+        assert_eq!(
+            err,
+            "its certificate's SCT is from a CT log the trusted root does not list (log id 3T0wasbHETJjGR4cmWc3AqJKXrjePK3/h4pygC8p7o4=)"
+        );
+
+        // The log's key, but the root says it stopped signing before the certificate was made.
+        let mut root: serde_json::Value = serde_json::from_str(ROOT).unwrap();
+        root["ctlogs"][0]["publicKey"]["validFor"]["end"] = "2025-01-01T00:00:00Z".into();
+        let err = accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap_err();
+        assert_eq!(
+            err,
+            "its certificate's SCT is dated 2026-02-27T18:20:46.042Z, outside the period the trusted root gives its CT log's key"
+        );
+
+        // No CT log at all: refused before any signature is looked at.
+        root["ctlogs"] = serde_json::json!([]);
+        let err = KeylessPolicy::new(&Keyless {
+            identity: IDENTITY.into(),
+            issuer: ISSUER.into(),
+            trusted_root: root.to_string(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "source.verify.keyless.trusted_root: it has no ECDSA CT log (ctlogs); keyless verification needs all three: give Sigstore's trusted_root.json whole"
+        );
+    }
+
+    /// The Fulcio intermediate that issued the recorded certificate, whose key the SCT covers.
+    fn issuer_spki() -> Vec<u8> {
+        let chain = recorded().chain;
+        let intermediate = CertificateDer::pem_slice_iter(chain.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        der::certificate(&intermediate).unwrap().spki.to_vec()
+    }
+
+    // The two tests below call the SCT check directly: changing the certificate breaks its
+    // Fulcio signature and its Rekor entry, which `accepts` checks first.
+
+    #[test]
+    fn a_tampered_sct_signature_is_refused() {
+        let leaf = CertificateDer::from_pem_slice(recorded().certificate.as_bytes()).unwrap();
+        let logs = policy(ROOT).ct_logs;
+        assert_eq!(sct::verify(&leaf, &issuer_spki(), &logs), Ok(()));
+
+        // The first bytes of the SCT's ECDSA signature's r (openssl x509 -text shows them).
+        let r = [0x6a, 0xdd, 0xc5, 0x38, 0x22, 0x06, 0xcf, 0x56];
+        let at = leaf.windows(r.len()).position(|w| w == r).unwrap();
+        let mut tampered = leaf.to_vec();
+        tampered[at + 4] ^= 1;
+        assert_eq!(
+            sct::verify(&tampered, &issuer_spki(), &logs),
+            Err("its certificate's SCT does not verify with its CT log's key".into())
+        );
+        // Or a precertificate issued by another CA (its key is in what the log signed).
+        let other = der::certificate(&leaf).unwrap().spki.to_vec();
+        assert_eq!(
+            sct::verify(&leaf, &other, &logs),
+            Err("its certificate's SCT does not verify with its CT log's key".into())
+        );
+    }
+
+    #[test]
+    fn a_certificate_without_an_sct_is_refused() {
+        use rcgen::PublicKeyData as _;
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = rcgen::Issuer::new(ca, &ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["signer.example".into()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        assert_eq!(
+            sct::verify(
+                leaf.der(),
+                &ca_key.subject_public_key_info(),
+                &policy(ROOT).ct_logs
+            ),
+            Err(
+                "its certificate has no embedded SCT (Fulcio's certificate-transparency receipt)"
+                    .into()
+            )
         );
     }
 

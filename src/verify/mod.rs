@@ -8,10 +8,12 @@
 //! keys verifies it or it is a keyless signature that [`keyless`] accepts.
 //!
 //! The cryptography is ring's (already linked for TLS) and rustls-webpki's certificate path
-//! validation; [`der`] reads the few certificate fields those do not expose.
+//! validation; [`der`] reads the few certificate fields those do not expose, and [`sct`]
+//! checks a keyless certificate's certificate-transparency receipts.
 
 pub mod der;
 pub mod keyless;
+pub mod sct;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -47,6 +49,7 @@ pub struct Rejected(pub String);
 /// An ECDSA public key as ring verifies it: the curve's algorithm and the uncompressed point.
 #[derive(Debug, Clone)]
 pub struct PublicKey {
+    curve: der::Curve,
     algorithm: &'static ring::signature::EcdsaVerificationAlgorithm,
     point: Vec<u8>,
 }
@@ -60,9 +63,15 @@ impl PublicKey {
             der::Curve::P384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
         };
         Ok(PublicKey {
+            curve,
             algorithm,
             point: point.to_vec(),
         })
+    }
+
+    /// The key's curve, which fixes the hash it signs with (P-256: SHA-256, P-384: SHA-384).
+    pub fn curve(&self) -> der::Curve {
+        self.curve
     }
 
     /// Whether `signature` (DER, as cosign writes it) signs `message`.
