@@ -1,10 +1,15 @@
 //! `out` in GitOps mode (`source.git`) against a real Git server: Debian's `git http-backend`
 //! behind lighttpd with basic auth (and TLS), seeded and checked by the real `git` CLI.
 //!
-//! No cluster keys here, so `out` commits and pushes and does not wait; the agent end to end
-//! (Flux applying the commit, the read-only wait, the revert) is `tests/flux.rs`.
+//! Most tests set no cluster keys, so `out` commits and pushes and does not wait; the agent end to
+//! end (Flux applying the commit, the read-only wait, the revert) is `tests/flux.rs`. The tests
+//! with cluster keys use the shared test control plane and the shipped read-only identity, with
+//! no agent: what they check happens before the push, or while `out` waits for the agent.
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testbed::cluster::ControlPlane;
 use testbed::git::{GitServer, PASSWORD, SEED_AUTHOR, USER};
 use testbed::step::{self, StepResult};
 
@@ -349,5 +354,84 @@ fn git_keys_are_checked_before_anything_is_fetched() {
         edit(&mut source);
         let line = out(&source, &digest(4)).error_line();
         assert!(line.contains(expect), "{expect:?} not in {line:?}");
+    }
+}
+
+/// The seed's web Deployment (the first document of [`DEPLOYMENT`]) in a fresh namespace, as the
+/// agent would have applied it, and a token of `pipeline/rbac-readonly.yaml`'s identity, its Role
+/// edited by `edit` (`from` → `to`) when given. Returns the namespace and the token.
+fn cluster_web(cp: &ControlPlane, prefix: &str, edit: Option<(&str, &str)>) -> (String, String) {
+    let ns = cp.namespace(prefix);
+    let web = DEPLOYMENT.split("\n---\n").next().unwrap();
+    cp.apply(&ns, web);
+    let mut rbac = include_str!("../pipeline/rbac-readonly.yaml").to_string();
+    if let Some((from, to)) = edit {
+        assert!(
+            rbac.contains(from),
+            "rbac-readonly.yaml changed: {from:?} not found"
+        );
+        rbac = rbac.replace(from, to);
+    }
+    cp.apply(&ns, &rbac);
+    let token = cp.service_account_token(&ns, "image-rollout-readonly");
+    (ns, token)
+}
+
+/// [`source`] with the cluster keys of `cluster_web`: `out` waits for deployment/web.
+fn source_with_cluster(server: &GitServer, cp: &ControlPlane, ns: &str, token: &str) -> Value {
+    let mut source = source(server);
+    for (key, value) in [
+        ("namespace", json!(ns)),
+        ("deployment", json!("web")),
+        ("server", json!(cp.server())),
+        ("token", json!(token)),
+        ("certificate_authority", json!(cp.ca_pem())),
+    ] {
+        source[key] = value;
+    }
+    source
+}
+
+/// Before pushing, `out` asks the API server what its identity may do: the shipped read-only Role
+/// minus one verb fails at once, naming the verb and the Role, and the branch stays as it was.
+/// (Without the review, a missing watch would show only after the push.)
+#[test]
+fn a_read_only_role_missing_a_verb_is_named_before_anything_is_pushed() {
+    let cp = ControlPlane::shared();
+    let server = GitServer::start();
+    let base = seed(&server);
+    let workloads = r#"verbs: ["get", "list", "watch"]"#;
+    let cases = [
+        (
+            (workloads, r#"verbs: ["list", "watch"]"#),
+            "get deployments.apps/web",
+        ),
+        (
+            (workloads, r#"verbs: ["get", "list"]"#),
+            "watch deployments.apps/web",
+        ),
+        (
+            (r#"verbs: ["list", "watch"]"#, r#"verbs: ["list"]"#),
+            "watch pods",
+        ),
+    ];
+    for (edit, missing) in cases {
+        let (ns, token) = cluster_web(cp, "gitops-rbac", Some(edit));
+        let started = Instant::now();
+        let result = out(&source_with_cluster(&server, cp, &ns, &token), &digest(5));
+        let line = result.error_line();
+        assert!(
+            line.contains(&format!(
+                "system:serviceaccount:{ns}:image-rollout-readonly may not {missing} in namespace {ns}; nothing was pushed"
+            )) && line.contains("pipeline/rbac-readonly.yaml"),
+            "{line}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}: {line}",
+            started.elapsed()
+        );
+        result.assert_never_prints(&token);
+        assert_eq!(server.git(&["rev-parse", "main"]).trim(), base, "{line}");
     }
 }

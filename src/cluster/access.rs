@@ -1,6 +1,6 @@
 //! Asking the API server, before changing anything, whether this identity may do everything the
-//! put will do. A Role missing one verb would otherwise show up half-way: after the patch (a
-//! forbidden watch), or never (a wait that cannot see the failing pods). Every authenticated
+//! put will do. A Role missing one verb would otherwise show up half-way: after the patch or the
+//! push (a forbidden watch), or never (a wait that cannot see the failing pods). Every authenticated
 //! identity may create a `SelfSubjectAccessReview`; where even that is refused or the API is
 //! unavailable, the put goes on and relies on refusals being fatal when they happen.
 
@@ -38,9 +38,43 @@ impl std::fmt::Display for Need {
     }
 }
 
-/// What a put of `workloads` does: get and patch each workload (the rollback patches too), and
-/// when it waits, watch each workload (list + watch, by name) and the pods.
-fn needs(workloads: &[WorkloadRef], wait: bool) -> Vec<Need> {
+/// What a put does on the cluster, which decides the permissions it needs and the Role that
+/// grants them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The cluster mode: get and patch each workload (the rollback patches too), and with `wait`
+    /// watch each workload (list + watch, by name) and the pods.
+    Patch { wait: bool },
+    /// The GitOps mode: get each workload (what a revert goes back to), watch it and the pods;
+    /// nothing is written.
+    Watch,
+}
+
+impl Mode {
+    /// The shipped Role with exactly these permissions.
+    fn role(self) -> &'static str {
+        match self {
+            Mode::Patch { .. } => "pipeline/rbac.yaml",
+            Mode::Watch => "pipeline/rbac-readonly.yaml",
+        }
+    }
+
+    /// What has not happened yet when the review fails.
+    fn untouched(self) -> &'static str {
+        match self {
+            Mode::Patch { .. } => "nothing was changed",
+            Mode::Watch => "nothing was pushed",
+        }
+    }
+}
+
+/// The permissions a put of `workloads` in `mode` needs.
+fn needs(workloads: &[WorkloadRef], mode: Mode) -> Vec<Need> {
+    let (verbs, pods): (&[&'static str], bool) = match mode {
+        Mode::Patch { wait: true } => (&["get", "patch", "list", "watch"], true),
+        Mode::Patch { wait: false } => (&["get", "patch"], false),
+        Mode::Watch => (&["get", "list", "watch"], true),
+    };
     let mut needs = Vec::new();
     let mut add = |need: Need| {
         if !needs.contains(&need) {
@@ -53,11 +87,6 @@ fn needs(workloads: &[WorkloadRef], wait: bool) -> Vec<Need> {
             WorkloadKind::StatefulSet => "statefulsets",
             WorkloadKind::DaemonSet => "daemonsets",
         };
-        let verbs: &[&'static str] = if wait {
-            &["get", "patch", "list", "watch"]
-        } else {
-            &["get", "patch"]
-        };
         for verb in verbs {
             add(Need {
                 verb,
@@ -67,7 +96,7 @@ fn needs(workloads: &[WorkloadRef], wait: bool) -> Vec<Need> {
             });
         }
     }
-    if wait {
+    if pods {
         for verb in ["list", "watch"] {
             add(Need {
                 verb,
@@ -80,10 +109,10 @@ fn needs(workloads: &[WorkloadRef], wait: bool) -> Vec<Need> {
     needs
 }
 
-/// Fails, before anything is patched, with one line naming every permission this identity
-/// lacks for a put of `workloads`.
-pub async fn review(cluster: &Cluster, workloads: &[WorkloadRef], wait: bool) -> Result<()> {
-    let needs = needs(workloads, wait);
+/// Fails, before anything is patched or pushed, with one line naming every permission this
+/// identity lacks for a put of `workloads` in `mode`, and the Role that grants them.
+pub async fn review(cluster: &Cluster, workloads: &[WorkloadRef], mode: Mode) -> Result<()> {
+    let needs = needs(workloads, mode);
     let answers = join_all(needs.iter().map(|need| allowed(cluster, need))).await;
     let mut missing = Vec::new();
     for (need, answer) in needs.iter().zip(answers) {
@@ -113,10 +142,12 @@ pub async fn review(cluster: &Cluster, workloads: &[WorkloadRef], wait: bool) ->
         .await
         .unwrap_or_else(|| "this identity".into());
     Err(Error::Cluster(format!(
-        "{who} may not {} in namespace {}; nothing was changed. Grant {} in the Role bound to it (see pipeline/rbac.yaml)",
+        "{who} may not {} in namespace {}; {}. Grant {} in the Role bound to it (see {})",
         missing.join(", "),
         cluster.namespace,
-        if missing.len() == 1 { "it" } else { "them" }
+        mode.untouched(),
+        if missing.len() == 1 { "it" } else { "them" },
+        mode.role()
     )))
 }
 
@@ -163,20 +194,39 @@ mod tests {
             .into_iter()
             .map(|w| WorkloadRef::try_from(w.to_string()).unwrap())
             .collect();
-        let all: Vec<String> = needs(&workloads, true)
+        let all: Vec<String> = needs(&workloads, Mode::Patch { wait: true })
             .iter()
             .map(|n| n.to_string())
             .collect();
         assert_eq!(all.len(), 3 * 4 + 2);
         assert!(all.contains(&"watch daemonsets.apps/agent".to_string()));
         assert_eq!(all.iter().filter(|n| *n == "watch pods").count(), 1);
-        let no_wait: Vec<String> = needs(&workloads[..1], false)
+        let no_wait: Vec<String> = needs(&workloads[..1], Mode::Patch { wait: false })
             .iter()
             .map(|n| n.to_string())
             .collect();
         assert_eq!(
             no_wait,
             ["get deployments.apps/web", "patch deployments.apps/web"]
+        );
+    }
+
+    #[test]
+    fn a_gitops_put_needs_to_read_and_watch_but_never_to_patch() {
+        let web = WorkloadRef::try_from("deployment/web".to_string()).unwrap();
+        let read_only: Vec<String> = needs(&[web], Mode::Watch)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            read_only,
+            [
+                "get deployments.apps/web",
+                "list deployments.apps/web",
+                "watch deployments.apps/web",
+                "list pods",
+                "watch pods"
+            ]
         );
     }
 }

@@ -127,5 +127,4 @@ pub fn describe_status(status: &kube::core::Status) -> String {
 }
 
 /// The fix for every permission refusal.
-pub const PERMISSION_FIX: &str =
-    "; grant it in the Role bound to this identity (see pipeline/rbac.yaml)";
+pub const PERMISSION_FIX: &str = "; grant it in the Role bound to this identity (see pipeline/rbac.yaml, or pipeline/rbac-readonly.yaml in GitOps mode)";

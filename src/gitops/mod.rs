@@ -18,7 +18,7 @@ use git2::{Oid, Signature};
 
 use crate::abort::Abort;
 use crate::cluster::wait::{self, wait_error};
-use crate::cluster::{self, Cluster, Observed};
+use crate::cluster::{self, Cluster, Observed, access};
 use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
 use crate::error::{Error, Result, comma};
 use crate::protocol::{Metadata, StepOutput};
@@ -355,6 +355,9 @@ impl Watch {
         timeout: Duration,
     ) -> Result<Watch> {
         let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
+        // Before anything is pushed: a Role missing a verb would otherwise show only after the
+        // push, as a forbidden watch.
+        access::review(&cluster, &list, access::Mode::Watch).await?;
         let container = params.container.as_deref().or(source.container.as_deref());
         let mut workloads = Vec::new();
         for w in list {

@@ -126,7 +126,7 @@ async fn prepare(
     // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
     let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
     let digest = deployable_digest(source, params, dir).await?;
-    access::review(&cluster, &workloads, wait).await?;
+    access::review(&cluster, &workloads, access::Mode::Patch { wait }).await?;
     Ok((workloads, digest, cluster))
 }
 
