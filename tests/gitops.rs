@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testbed::cluster::ControlPlane;
 use testbed::git::{GitServer, PASSWORD, SEED_AUTHOR, USER};
-use testbed::step::{self, StepResult};
+use testbed::step::{self, Running, SIGINT, SIGTERM, StepResult};
 
 const REPO: &str = "registry.example.test/team/app";
 const AUTHOR: &str = "CI Bot <ci@example.test>";
@@ -434,4 +434,111 @@ fn a_read_only_role_missing_a_verb_is_named_before_anything_is_pushed() {
         result.assert_never_prints(&token);
         assert_eq!(server.git(&["rev-parse", "main"]).trim(), base, "{line}");
     }
+}
+
+/// Starts a put of build `n` with the cluster keys of [`cluster_web`] and `params`, and returns it
+/// once it has pushed and waits for the agent (none runs here, so the wait cannot end by itself),
+/// with the commit it pushed.
+fn put_waiting(
+    server: &GitServer,
+    prefix: &str,
+    n: u8,
+    params: Value,
+) -> (Running, String, tempfile::TempDir) {
+    let cp = ControlPlane::shared();
+    let (ns, token) = cluster_web(cp, prefix, None);
+    let mut params = params;
+    params["digest"] = json!(digest(n));
+    params["timeout"] = json!("5m");
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"source": source_with_cluster(server, cp, &ns, &token), "params": params});
+    let mut running = Running::start(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]);
+    running.wait_for_line("deployment/web: waiting for the pod template to run ");
+    let pushed = server.git(&["rev-parse", "main"]).trim().to_string();
+    (running, pushed, dir)
+}
+
+/// Concourse aborts a step (`fly abort-build`, a step `timeout:`) with SIGTERM, and SIGKILL 10 s
+/// later. Mid-wait, `out` pushes the revert of its commit at once — the agent must not go on
+/// applying a put that was stopped — says so in one line, and exits.
+#[test]
+fn sigterm_mid_wait_pushes_the_revert_and_exits_at_once() {
+    let server = GitServer::start();
+    let base = seed(&server);
+    let d = digest(6);
+    let (running, pushed, _dir) = put_waiting(&server, "gitops-sigterm", 6, json!({}));
+    assert_ne!(pushed, base);
+    for (file, content) in expected(&d) {
+        assert_eq!(server.git(&["show", &format!("{pushed}:{file}")]), content);
+    }
+
+    let (result, elapsed) = running.stop(SIGTERM);
+    result.assert_never_prints(PASSWORD);
+    let line = result.error_line();
+    println!("SIGTERM to exit: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}: {line}");
+    assert!(
+        line.contains(
+            "deployment/web: aborted by SIGTERM while waiting (waiting for the pod template to run "
+        ) && line.contains(&format!("reverted {pushed} on main with "))
+            && line.contains("(the agent's rollout of it not awaited: aborted by SIGTERM)"),
+        "{line}"
+    );
+
+    // The real git's verdict: the deploy commit and its revert, both by the configured author;
+    // the revert undoes exactly the image values, so the tree is the seed's again.
+    assert_pushed(&server, &base, 2);
+    let revert = server.git(&["rev-parse", "main"]);
+    assert!(line.contains(revert.trim()), "{line}");
+    assert_eq!(server.git(&["rev-parse", "main~1"]).trim(), pushed);
+    let message = server.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.starts_with(&format!("revert {pushed}\n\nThe put was aborted: ")),
+        "{message}"
+    );
+    assert_eq!(
+        server.git(&["rev-parse", "main^{tree}"]),
+        server.git(&["rev-parse", &format!("{base}^{{tree}}")])
+    );
+    let diff = server.git(&["diff", "--unified=0", &pushed, "main"]);
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| l.starts_with(['-', '+']) && !l.starts_with("---") && !l.starts_with("+++"))
+        .collect();
+    assert_eq!(changed.len(), 2 * 5, "{diff}");
+    for line in changed {
+        assert!(
+            line.contains(&format!("image: {REPO}@{d}"))
+                || line.contains(&format!("image: {REPO}:"))
+                || line.contains(&format!("image: \"{REPO}"))
+                || line.contains(&format!("digest: {d}"))
+                || line.contains("newTag: v1   # CI pins this"),
+            "not an image value: {line:?}\n{diff}"
+        );
+    }
+}
+
+/// Without `rollback_on_failure`, an abort just stops: the commit stays, nothing else is pushed.
+#[test]
+fn sigint_without_rollback_stops_and_leaves_the_commit() {
+    let server = GitServer::start();
+    let base = seed(&server);
+    let (running, pushed, _dir) = put_waiting(
+        &server,
+        "gitops-sigint",
+        7,
+        json!({"rollback_on_failure": false}),
+    );
+    let (result, elapsed) = running.stop(SIGINT);
+    let line = result.error_line();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}: {line}");
+    assert!(
+        line.contains("deployment/web: aborted by SIGINT while waiting")
+            && line.contains(&format!(
+                "left as is (rollback_on_failure: false): {pushed} stays on main"
+            )),
+        "{line}"
+    );
+    assert_pushed(&server, &base, 1);
+    assert_eq!(server.git(&["rev-parse", "main"]).trim(), pushed);
 }

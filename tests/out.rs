@@ -696,10 +696,7 @@ fn sigterm_mid_rollout_restores_the_patch_and_exits_at_once() {
         app_image(&ns, "deploy/web"),
         format!("{REPO}@{}", digest(44))
     );
-    let signalled = Instant::now();
-    running.signal(SIGTERM);
-    let result = running.finish();
-    let elapsed = signalled.elapsed();
+    let (result, elapsed) = running.stop(SIGTERM);
     let line = result.error_line();
     println!("SIGTERM to exit: {elapsed:?}");
     // Concourse sends SIGKILL 10 s after SIGTERM; the restore must be done well before.
@@ -724,11 +721,9 @@ fn sigint_without_rollback_leaves_the_patch_and_says_so() {
         "",
         json!({"rollback_on_failure": false}),
     );
-    let signalled = Instant::now();
-    running.signal(SIGINT);
-    let result = running.finish();
+    let (result, elapsed) = running.stop(SIGINT);
     let line = result.error_line();
-    assert!(signalled.elapsed() < Duration::from_secs(5), "{line}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}: {line}");
     assert!(
         line.contains("aborted by SIGINT")
             && line.contains("left as is (rollback_on_failure: false): deployment/web"),

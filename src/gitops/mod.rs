@@ -447,10 +447,17 @@ impl Watch {
                 git.branch
             ));
         }
+        // An abort (SIGTERM, SIGINT) still reverts — Concourse kills the process 10 s later, and a
+        // commit of a put that was stopped must not stay deployed — but waits for nothing more.
+        let aborted = self.abort.received();
         eprintln!("reverting {commit} on {}", git.branch);
         let reverted = blocking({
             let git = git.clone();
-            let message = format!("revert {commit}\n\nThe rollout failed: {failure}\n");
+            let why = match aborted {
+                Some(_) => "The put was aborted",
+                None => "The rollout failed",
+            };
+            let message = format!("revert {commit}\n\n{why}: {failure}\n");
             move || {
                 let author = signature(&git)?;
                 push_with_retry(&repo, |tip| repo.revert(commit, tip, &message, &author))
@@ -462,6 +469,12 @@ impl Watch {
             Ok(None) => "nothing (already reverted)".into(),
             Err(e) => return Error::Rollout(format!("{failure}; REVERT FAILED: {e}")),
         };
+        let reverted = format!("reverted {commit} on {} with {revert}", git.branch);
+        if let Some(signal) = self.abort.received() {
+            return Error::Rollout(format!(
+                "{failure}; {reverted} (the agent's rollout of it not awaited: aborted by {signal})"
+            ));
+        }
         eprintln!(
             "pushed revert {revert}; waiting for the agent to bring the previous images back"
         );
@@ -472,14 +485,12 @@ impl Watch {
             )
         }));
         match self.wait_for(image, true).await {
-            Ok(_) => Error::Rollout(format!(
-                "{failure}; reverted {commit} on {} with {revert}; back on {back}",
-                git.branch
+            Ok(_) => Error::Rollout(format!("{failure}; {reverted}; back on {back}")),
+            // A signal during this wait: the revert is pushed, only its rollout is unverified.
+            Err(e) if self.abort.received().is_some() => Error::Rollout(format!(
+                "{failure}; {reverted} (the agent's rollout of it not awaited: {e})"
             )),
-            Err(e) => Error::Rollout(format!(
-                "{failure}; reverted {commit} on {} with {revert}, but ROLLBACK FAILED: {e}",
-                git.branch
-            )),
+            Err(e) => Error::Rollout(format!("{failure}; {reverted}, but ROLLBACK FAILED: {e}")),
         }
     }
 }

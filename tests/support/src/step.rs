@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub use libc::{SIGINT, SIGTERM};
 
@@ -272,6 +273,15 @@ impl Running {
     /// Sends the step a real signal ([`SIGTERM`], as Concourse's worker does on an abort).
     pub fn signal(&self, signal: i32) {
         crate::process::signal(self.child.id(), signal);
+    }
+
+    /// Sends `signal` (as [`Running::signal`]) and waits for the step to end: everything it
+    /// printed, and how long it took to exit after the signal.
+    pub fn stop(self, signal: i32) -> (StepResult, Duration) {
+        let signalled = Instant::now();
+        self.signal(signal);
+        let result = self.finish();
+        (result, signalled.elapsed())
     }
 
     /// Waits for the step to end and returns everything it printed.
