@@ -9,8 +9,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # git + lighttpd: the Git server of the GitOps tests (git http-backend as CGI behind lighttpd, TLS
-# by lighttpd-mod-openssl).
-packages=(docker-registry skopeo apache2-utils hyperfine musl-tools time buildah shellcheck git lighttpd lighttpd-mod-openssl)
+# by lighttpd-mod-openssl); openssh-server + openssh-client: their ssh Git server (sshd on a
+# loopback port with its own configuration; ssh-keygen and ssh-keyscan make its keys).
+packages=(docker-registry skopeo apache2-utils hyperfine musl-tools time buildah shellcheck git lighttpd lighttpd-mod-openssl openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,8 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_ apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-# The Debian package starts a registry service on :5000 where systemd runs; the tests start their
-# own on free ports, so it is neither needed nor in the way.
+# The Debian packages start a registry service on :5000 and sshd on :22 where systemd runs; the
+# tests start their own on free ports, so they are neither needed nor in the way.
 
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
   log "adding the Rust target x86_64-unknown-linux-musl (static image binaries)"

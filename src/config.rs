@@ -75,7 +75,8 @@ pub struct Source {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitSource {
-    /// `https://host/owner/repo.git` (`http://` only with `insecure`).
+    /// `https://host/owner/repo.git` (`http://` only with `insecure`), or ssh:
+    /// `ssh://[user@]host[:port]/path` and scp-like `[user@]host:path`.
     pub uri: String,
     #[serde(default = "default_branch")]
     pub branch: String,
@@ -84,8 +85,13 @@ pub struct GitSource {
     pub username: Option<String>,
     /// Password or access token for `username`.
     pub password: Option<Secret>,
-    /// Accepted so that a pipeline written for ssh fails with a clear reason (ssh is not built in).
+    /// The ssh private key (a deploy key), OpenSSH or PEM: ed25519, ECDSA or RSA.
     pub private_key: Option<Secret>,
+    /// Decrypts `private_key` when it is encrypted.
+    pub private_key_passphrase: Option<Secret>,
+    /// OpenSSH `known_hosts` lines for the ssh server (`ssh-keyscan -p PORT HOST`); required with
+    /// ssh, as host keys are always verified.
+    pub known_hosts: Option<String>,
     #[serde(default = "default_author_name")]
     pub author_name: String,
     #[serde(default = "default_author_email")]

@@ -1,5 +1,6 @@
 //! `out` in GitOps mode (`source.git`) against a real Git server: Debian's `git http-backend`
-//! behind lighttpd with basic auth (and TLS), seeded and checked by the real `git` CLI.
+//! behind lighttpd with basic auth (and TLS), or Debian's OpenSSH sshd running `git-shell`, seeded
+//! and checked by the real `git` CLI.
 //!
 //! Most tests set no cluster keys, so `out` commits and pushes and does not wait; the agent end to
 //! end (Flux applying the commit, the read-only wait, the revert) is `tests/flux.rs`. The tests
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testbed::cluster::ControlPlane;
-use testbed::git::{GitServer, PASSWORD, SEED_AUTHOR, USER};
+use testbed::git::{GitServer, PASSPHRASE, PASSWORD, SEED_AUTHOR, USER};
 use testbed::step::{self, Running, SIGINT, SIGTERM, StepResult};
 
 const REPO: &str = "registry.example.test/team/app";
@@ -79,20 +80,28 @@ fn seed(server: &GitServer) -> String {
     )
 }
 
+/// The put's `source` for `server`: over https with the user and password, over ssh with the
+/// ed25519 key and the server's known_hosts.
 fn source(server: &GitServer) -> Value {
     let (name, email) = AUTHOR.split_once(" <").unwrap();
     let mut git = json!({
         "uri": server.url,
         "branch": "main",
         "paths": ["deploy/"],
-        "username": USER,
-        "password": PASSWORD,
         "author_name": name,
         "author_email": email.trim_end_matches('>'),
     });
-    match &server.ca_pem {
-        Some(ca) => git["ca_certs"] = json!([ca]),
-        None => git["insecure"] = json!(true),
+    match (&server.ca_pem, &server.ssh) {
+        (_, Some(ssh)) => {
+            git["private_key"] = json!(ssh.key("ed25519"));
+            git["known_hosts"] = json!(ssh.known_hosts);
+        }
+        (Some(ca), None) => git["ca_certs"] = json!([ca]),
+        (None, None) => git["insecure"] = json!(true),
+    }
+    if server.ssh.is_none() {
+        git["username"] = json!(USER);
+        git["password"] = json!(PASSWORD);
     }
     json!({"repository": REPO, "git": git})
 }
@@ -102,6 +111,12 @@ fn out(source: &Value, digest: &str) -> StepResult {
     let request = json!({"source": source, "params": {"digest": digest}});
     let result = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]);
     result.assert_never_prints(PASSWORD);
+    result.assert_never_prints(PASSPHRASE);
+    // No line of a private key (the BEGIN/END lines are not secret).
+    let key = source["git"]["private_key"].as_str().unwrap_or_default();
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        result.assert_never_prints(line);
+    }
     result
 }
 
@@ -148,13 +163,21 @@ fn assert_pushed(server: &GitServer, base: &str, commits: usize) {
 
 #[test]
 fn put_commits_the_digest_over_https_and_only_the_image_values_change() {
-    let server = GitServer::start_tls();
-    let base = seed(&server);
+    commits_the_digest_and_only_the_image_values_change(&GitServer::start_tls());
+}
+
+#[test]
+fn put_commits_the_digest_over_ssh_and_only_the_image_values_change() {
+    commits_the_digest_and_only_the_image_values_change(&GitServer::start_ssh());
+}
+
+fn commits_the_digest_and_only_the_image_values_change(server: &GitServer) {
+    let base = seed(server);
     let d = digest(1);
-    let output = out(&source(&server), &d).json();
+    let output = out(&source(server), &d).json();
 
     assert_eq!(output["version"], json!({"digest": d}));
-    assert_pushed(&server, &base, 1);
+    assert_pushed(server, &base, 1);
     let head = server.git(&["rev-parse", "main"]);
     assert_eq!(metadata(&output, "commit"), head.trim());
     assert_eq!(metadata(&output, "branch"), "main");
@@ -194,27 +217,35 @@ fn put_commits_the_digest_over_https_and_only_the_image_values_change() {
     assert_eq!(parent.trim(), base);
 
     // Concourse may run the same put again: no second commit, still a success.
-    let again = out(&source(&server), &d).json();
-    assert_pushed(&server, &base, 1);
+    let again = out(&source(server), &d).json();
+    assert_pushed(server, &base, 1);
     assert!(metadata(&again, "commit").starts_with("none"), "{again}");
 }
 
 #[test]
 fn a_commit_landing_between_fetch_and_push_is_kept_and_the_put_retries() {
-    let server = GitServer::start();
-    let base = seed(&server);
+    a_racing_commit_is_kept(&GitServer::start());
+}
+
+#[test]
+fn over_ssh_a_racing_commit_is_kept_and_the_put_retries() {
+    a_racing_commit_is_kept(&GitServer::start_ssh());
+}
+
+fn a_racing_commit_is_kept(server: &GitServer) {
+    let base = seed(server);
     server.race_next_push(
         "main",
         &[("docs/CHANGELOG.md", "someone else's change\n")],
         "racing commit",
     );
     let d = digest(2);
-    let result = out(&source(&server), &d);
+    let result = out(&source(server), &d);
     result.json();
 
     assert!(server.raced(), "the racing commit was not pushed");
     assert!(result.stderr.contains("rejected"), "{}", result.stderr);
-    assert_pushed(&server, &base, 2);
+    assert_pushed(server, &base, 2);
     // Both commits are on the branch, ours on top of the other one: nothing was forced.
     let log = server.git(&["log", "--format=%s|%an <%ae>", &format!("{base}..main")]);
     assert_eq!(
@@ -257,12 +288,7 @@ fn bad_credentials_branch_paths_and_yaml_fail_in_one_line_and_push_nothing() {
     let branches = || server.git(&["rev-parse", "main", "broken"]);
     let before = branches();
     let case = |edit: &Edit, expect: &[&str]| {
-        let mut source = source(&server);
-        edit(&mut source);
-        let line = out(&source, &digest(3)).error_line();
-        for part in expect {
-            assert!(line.contains(part), "{part:?} not in {line:?}");
-        }
+        let line = fails_in_one_line(&source(&server), edit, expect);
         assert_eq!(branches(), before, "{line}");
     };
 
@@ -320,7 +346,7 @@ fn bad_credentials_branch_paths_and_yaml_fail_in_one_line_and_push_nothing() {
 }
 
 /// A change to a [`source`].
-type Edit = dyn Fn(&mut Value);
+type Edit<'a> = dyn Fn(&mut Value) + 'a;
 
 #[test]
 fn git_keys_are_checked_before_anything_is_fetched() {
@@ -337,8 +363,8 @@ fn git_keys_are_checked_before_anything_is_fetched() {
             "source.git.uri: is plain http; use https",
         ),
         (
-            &|s| s["git"]["uri"] = json!("git@github.com:o/config.git"),
-            "source.git.uri: ssh is not supported",
+            &|s| s["git"]["private_key"] = json!("-----BEGIN OPENSSH PRIVATE KEY-----"),
+            "source.git.private_key: is for ssh URIs",
         ),
         (
             &|s| s["git"]["uri"] = json!(format!("http://u:{PASSWORD}@127.0.0.1:1/x.git")),
@@ -350,10 +376,176 @@ fn git_keys_are_checked_before_anything_is_fetched() {
         ),
     ];
     for (edit, expect) in cases {
+        fails_in_one_line(&source(&server), edit, &[expect]);
+    }
+}
+
+/// A put of `source` changed by `edit`: it fails with one line holding every part of `expect`.
+fn fails_in_one_line(source: &Value, edit: &Edit, expect: &[&str]) -> String {
+    let mut source = source.clone();
+    edit(&mut source);
+    let line = out(&source, &digest(3)).error_line();
+    for part in expect {
+        assert!(line.contains(part), "{part:?} not in {line:?}");
+    }
+    line
+}
+
+/// Deploy keys as people have them: RSA in PEM, ECDSA, an encrypted key with its passphrase;
+/// each put pushes one commit.
+#[test]
+fn over_ssh_rsa_ecdsa_and_encrypted_keys_push() {
+    let server = GitServer::start_ssh();
+    let keys = server.ssh.as_ref().unwrap();
+    let base = seed(&server);
+    let kinds = ["rsa-pem", "ecdsa", "ed25519-encrypted"];
+    for (n, kind) in kinds.into_iter().enumerate() {
         let mut source = source(&server);
-        edit(&mut source);
-        let line = out(&source, &digest(4)).error_line();
-        assert!(line.contains(expect), "{expect:?} not in {line:?}");
+        source["git"]["private_key"] = json!(keys.key(kind));
+        if kind == "ed25519-encrypted" {
+            source["git"]["private_key_passphrase"] = json!(PASSPHRASE);
+        }
+        let d = digest(10 + n as u8);
+        let output = out(&source, &d).json();
+        assert_eq!(output["version"], json!({"digest": d}), "{kind}");
+        assert_pushed(&server, &base, n + 1);
+    }
+}
+
+/// A key the server refuses, a host key that is not the listed one, a repository that is not
+/// there: one line each, naming the server and what to fix, and the branch is untouched.
+#[test]
+fn over_ssh_a_refused_key_a_changed_host_key_or_a_wrong_path_push_nothing() {
+    let server = GitServer::start_ssh();
+    let keys = server.ssh.as_ref().unwrap();
+    let base = seed(&server);
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let host = format!("[127.0.0.1]:{port}");
+    let case = |edit: &Edit, expect: &[&str]| {
+        let line = fails_in_one_line(&source(&server), edit, expect);
+        assert_eq!(server.git(&["rev-parse", "main"]).trim(), base, "{line}");
+    };
+
+    case(
+        &|s| s["git"]["private_key"] = json!(keys.unauthorized),
+        &[
+            &format!("git {}: ", server.url),
+            &format!("@{host} refused source.git.private_key (ssh-ed25519 SHA256:"),
+            "deploy key with write access",
+        ],
+    );
+    case(
+        &|s| s["git"]["known_hosts"] = json!(keys.wrong_known_hosts),
+        &[
+            &format!("HOST KEY MISMATCH for {host}: it presented ssh-ed25519 SHA256:"),
+            "source.git.known_hosts lists ssh-ed25519 SHA256:",
+            "refusing to connect",
+        ],
+    );
+    case(
+        &|s| {
+            let uri = server
+                .url
+                .replace("/repos/config.git", "/repos/missing.git");
+            s["git"]["uri"] = json!(uri);
+        },
+        &[
+            "git-upload-pack '",
+            "/repos/missing.git' on ",
+            "does not appear to be a git repository",
+            "check source.git.uri",
+        ],
+    );
+}
+
+/// How known_hosts names the loopback server on `port`.
+fn listed(port: &str) -> String {
+    format!("[127.0.0.1]:{port} ")
+}
+
+/// The ssh keys are checked before anything connects: the URI points at a port where nothing
+/// listens, so each error here comes from the configuration alone.
+#[test]
+fn ssh_keys_are_checked_before_anything_connects() {
+    let server = GitServer::start_ssh();
+    let keys = server.ssh.as_ref().unwrap();
+    let closed = testbed::registry::free_port().port();
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let cases: [(&Edit, &str); 9] = [
+        (
+            &|s| s["git"]["private_keys"] = json!("x"),
+            "source.git.private_keys: unknown field `private_keys`",
+        ),
+        (
+            &|s| {
+                s["git"].as_object_mut().unwrap().remove("known_hosts");
+            },
+            &format!(
+                "source.git.known_hosts: is required with an ssh URI, so that the server is verified: add the output of `ssh-keyscan -p {closed} 127.0.0.1`"
+            ),
+        ),
+        (
+            &|s| {
+                let elsewhere = keys.known_hosts.replace(&listed(port), "[127.0.0.1]:1 ");
+                s["git"]["known_hosts"] = json!(elsewhere);
+            },
+            &format!("source.git.known_hosts: has no key for [127.0.0.1]:{closed}"),
+        ),
+        (
+            &|s| s["git"]["known_hosts"] = json!("127.0.0.1 ssh-ed25519"),
+            "source.git.known_hosts: line 1: is not `host keytype key`",
+        ),
+        (
+            &|s| {
+                s["git"].as_object_mut().unwrap().remove("private_key");
+            },
+            "source.git.private_key: is required with an ssh URI",
+        ),
+        (
+            &|s| s["git"]["private_key"] = json!("not a key"),
+            "source.git.private_key: is not a private key this resource can read",
+        ),
+        (
+            &|s| s["git"]["private_key"] = json!(keys.key("ed25519-encrypted")),
+            "source.git.private_key_passphrase: is required: source.git.private_key is encrypted",
+        ),
+        (
+            &|s| {
+                s["git"]["private_key"] = json!(keys.key("ed25519-encrypted"));
+                s["git"]["private_key_passphrase"] = json!("wrong");
+            },
+            "source.git.private_key_passphrase: does not decrypt source.git.private_key",
+        ),
+        (
+            &|s| s["git"]["insecure"] = json!(true),
+            "source.git.insecure: is for https; an ssh URI",
+        ),
+    ];
+    let mut unreachable = source(&server);
+    let uri = server
+        .url
+        .replace(&format!(":{port}/"), &format!(":{closed}/"));
+    unreachable["git"]["uri"] = json!(uri);
+    let known_hosts = keys
+        .known_hosts
+        .replace(&listed(port), &listed(&closed.to_string()));
+    unreachable["git"]["known_hosts"] = json!(known_hosts);
+    for (edit, expect) in cases {
+        fails_in_one_line(&unreachable, edit, &[expect]);
     }
 }
 

@@ -10,14 +10,16 @@
 //! with the runtime's handle.
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use git2::Remote;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use tokio::runtime::Handle;
 
+use super::transport::{Connector, Failure};
 use crate::error::root_cause;
 
 /// How the put talks to one Git server.
@@ -25,13 +27,8 @@ pub struct Http {
     pub client: reqwest::Client,
     authorization: Option<HeaderValue>,
     handle: Handle,
-    /// The first HTTP-level failure, in our words: libgit2 wraps transport errors in its own
-    /// phrasing, and the caller wants to say "credentials refused", not "unexpected error".
-    failure: Mutex<Option<String>>,
+    pub failure: Arc<Failure>,
 }
-
-/// The `Http` libgit2's transports use; one put talks to one server.
-static CURRENT: Mutex<Option<Arc<Http>>> = Mutex::new(None);
 
 impl Http {
     /// `authorization` goes with every request (`Basic …`, see [`crate::registry::basic`]).
@@ -44,47 +41,19 @@ impl Http {
             client,
             authorization,
             handle,
-            failure: Mutex::new(None),
+            failure: Arc::default(),
         })
     }
 
-    /// Makes libgit2 use this client for `http://` and `https://` remotes from now on.
-    pub fn install(self: &Arc<Http>) -> Result<(), git2::Error> {
-        *CURRENT.lock().expect("not poisoned") = Some(self.clone());
-        static REGISTER: Once = Once::new();
-        let mut result = Ok(());
-        REGISTER.call_once(|| {
-            for scheme in ["http", "https"] {
-                // SAFETY: registration happens once, before any remote of this process exists.
-                let registered = unsafe {
-                    git2::transport::register(scheme, |remote| {
-                        let http = CURRENT
-                            .lock()
-                            .expect("not poisoned")
-                            .clone()
-                            .ok_or_else(|| git2::Error::from_str("no HTTP client installed"))?;
-                        Transport::smart(remote, true, Subtransport(http))
-                    })
-                };
-                if let Err(e) = registered {
-                    result = Err(e);
-                }
-            }
-        });
-        result
-    }
-
-    /// The failure recorded since the last call, if any.
-    pub fn take_failure(&self) -> Option<String> {
-        self.failure.lock().expect("not poisoned").take()
-    }
-
     fn fail(&self, message: String) -> io::Error {
-        self.failure
-            .lock()
-            .expect("not poisoned")
-            .get_or_insert(message.clone());
-        io::Error::other(message)
+        self.failure.record(message)
+    }
+}
+
+impl Connector for Http {
+    /// Stateless (`rpc`): every libgit2 request is one HTTP request.
+    fn transport(self: Arc<Self>, remote: &Remote<'_>) -> Result<Transport, git2::Error> {
+        Transport::smart(remote, true, Subtransport(self))
     }
 }
 

@@ -6,7 +6,10 @@
 
 pub mod edit;
 pub mod http;
+pub mod known_hosts;
 pub mod repo;
+pub mod ssh;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +32,8 @@ use crate::registry::{self, ImageName, Timeouts};
 use edit::Target;
 use http::Http;
 use repo::{Pushed, Repo};
+use ssh::Ssh;
+use transport::Failure;
 
 /// Long enough for an agent's poll interval (Flux's default is 1–10 min) plus the rollout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -50,7 +55,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
                 .into(),
         });
     }
-    let http = connect(&git)?;
+    let failure = connect(&git)?;
     let server = server_name(&git.uri);
     let digest = deployable_digest(&source, &params, dir).await?;
     let image = format!("{}@{digest}", source.repository);
@@ -66,7 +71,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         _ => None,
     };
 
-    let repo = Repo::new(&git, http, server)?;
+    let repo = Repo::new(&git, failure, server)?;
     let message = format!(
         "deploy {image}\n\n{}\n",
         change_cause(&image).replacen("image-rollout ", "by image-rollout: ", 1)
@@ -137,21 +142,37 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     })
 }
 
-/// Checks `source.git` and sets up the HTTP client libgit2 will use.
-fn connect(git: &GitSource) -> Result<Arc<Http>> {
+/// Checks `source.git` and sets up the transport (ssh or HTTP) libgit2 will use; returns where
+/// the transport records its failures.
+fn connect(git: &GitSource) -> Result<Arc<Failure>> {
     let bad = |key: &'static str, message: &str| Error::Config {
         key,
         message: message.into(),
     };
-    let ssh = git.uri.starts_with("ssh://") || !git.uri.contains("://");
-    if git.private_key.is_some() || ssh {
+    if git.paths.is_empty() {
         return Err(bad(
-            if ssh {
-                "source.git.uri"
-            } else {
-                "source.git.private_key"
-            },
-            "ssh is not supported (it would link libssh2 and OpenSSL beside rustls); use the https URI with username and password (a token)",
+            "source.git.paths",
+            "is empty; list the files or directories holding the manifests (e.g. [deploy/])",
+        ));
+    }
+    let handle = tokio::runtime::Handle::current();
+    if ssh::is_ssh(&git.uri) {
+        let ssh = Ssh::new(git, handle)?;
+        install(git, ssh.clone())?;
+        return Ok(ssh.failure.clone());
+    }
+    let ssh_only = [
+        ("source.git.private_key", git.private_key.is_some()),
+        (
+            "source.git.private_key_passphrase",
+            git.private_key_passphrase.is_some(),
+        ),
+        ("source.git.known_hosts", git.known_hosts.is_some()),
+    ];
+    if let Some((key, _)) = ssh_only.iter().find(|(_, set)| *set) {
+        return Err(bad(
+            key,
+            "is for ssh URIs (ssh://git@host/owner/repo.git or git@host:owner/repo.git); over https use username and password (a token)",
         ));
     }
     let url = reqwest::Url::parse(&git.uri)
@@ -168,7 +189,7 @@ fn connect(git: &GitSource) -> Result<Arc<Http>> {
         other => {
             return Err(bad(
                 "source.git.uri",
-                &format!("scheme `{other}` is not supported; use https://"),
+                &format!("scheme `{other}` is not supported; use https:// or ssh://"),
             ));
         }
     }
@@ -176,12 +197,6 @@ fn connect(git: &GitSource) -> Result<Arc<Http>> {
         return Err(bad(
             "source.git.uri",
             "contains credentials; put them in source.git.username and source.git.password",
-        ));
-    }
-    if git.paths.is_empty() {
-        return Err(bad(
-            "source.git.paths",
-            "is empty; list the files or directories holding the manifests (e.g. [deploy/])",
         ));
     }
     let credentials = registry::credentials(
@@ -198,12 +213,16 @@ fn connect(git: &GitSource) -> Result<Arc<Http>> {
     };
     let client = registry::client(git.insecure, &git.ca_certs, "source.git.ca_certs", timeouts)?;
     let authorization = credentials.map(|(user, password)| registry::basic(user, password));
-    let http = Http::new(client, authorization, tokio::runtime::Handle::current());
-    http.install().map_err(|e| Error::Git {
+    let http = Http::new(client, authorization, handle);
+    install(git, http.clone())?;
+    Ok(http.failure.clone())
+}
+
+fn install(git: &GitSource, connector: Arc<dyn transport::Connector>) -> Result<()> {
+    transport::install(connector).map_err(|e| Error::Git {
         server: server_name(&git.uri),
-        message: format!("cannot register the HTTP transport: {}", e.message()),
-    })?;
-    Ok(http)
+        message: format!("cannot register the Git transport: {}", e.message()),
+    })
 }
 
 /// The URI as messages show it.

@@ -11,7 +11,7 @@ use git2::{
     RemoteCallbacks, Repository, Signature, TreeEntry,
 };
 
-use super::http::Http;
+use super::transport::Failure;
 use crate::config::GitSource;
 use crate::error::{Error, Result};
 
@@ -33,7 +33,8 @@ pub enum Pushed {
 pub struct Repo {
     repo: Repository,
     dir: PathBuf,
-    http: Arc<Http>,
+    /// What the transport recorded about the last failure, in our words.
+    failure: Arc<Failure>,
     /// `uri` with any userinfo removed: what messages name.
     pub server: String,
     uri: String,
@@ -48,7 +49,7 @@ impl Drop for Repo {
 
 impl Repo {
     /// A fresh bare repository in the temporary directory; nothing is fetched yet.
-    pub fn new(git: &GitSource, http: Arc<Http>, server: String) -> Result<Repo> {
+    pub fn new(git: &GitSource, failure: Arc<Failure>, server: String) -> Result<Repo> {
         let dir = std::env::temp_dir().join(format!(
             "image-rollout-git-{}-{}",
             std::process::id(),
@@ -64,7 +65,7 @@ impl Repo {
         Ok(Repo {
             repo,
             dir,
-            http,
+            failure,
             server,
             uri: git.uri.clone(),
             branch: git.branch.clone(),
@@ -72,7 +73,7 @@ impl Repo {
     }
 
     fn error(&self, e: &git2::Error) -> Error {
-        let message = match self.http.take_failure() {
+        let message = match self.failure.take() {
             Some(message) => message,
             None => e.message().to_string(),
         };

@@ -1,9 +1,10 @@
-//! A real Git server on loopback: Debian's `git http-backend` (smart HTTP) run as CGI by lighttpd
-//! with basic auth (and TLS, optionally), serving one bare repository. The real `git` CLI seeds
-//! it and checks what the resource pushed.
+//! A real Git server on loopback, serving one bare repository: Debian's `git http-backend` (smart
+//! HTTP) run as CGI by lighttpd with basic auth (and TLS, optionally), or Debian's OpenSSH `sshd`
+//! with its own host key and authorized keys, running `git-shell` (what restricted Git accounts
+//! run). The real `git` CLI seeds the repository and checks what the resource pushed.
 //!
-//! The CGI is a small wrapper script around `git http-backend` for one purpose a real server
-//! cannot be asked for on cue: [`GitServer::race_next_push`] lands another commit (with the real
+//! Each server runs a small wrapper script in front of Git for one purpose a real server cannot be
+//! asked for on cue: [`GitServer::race_next_push`] lands another commit (with the real
 //! `git push`) right when the next push starts, between the put's fetch and its push.
 
 use std::path::{Path, PathBuf};
@@ -22,11 +23,43 @@ pub const SEED_AUTHOR: &str = "Seed Person <seed@example.com>";
 
 pub struct GitServer {
     process: Server,
-    /// `http(s)://127.0.0.1:PORT/git/config.git`
+    /// `http(s)://127.0.0.1:PORT/git/config.git`, or `ssh://USER@127.0.0.1:PORT/…/config.git`
     pub url: String,
     /// The PEM CA of the TLS certificate (TLS servers only).
     pub ca_pem: Option<String>,
+    /// The keys of an ssh server ([`GitServer::start_ssh`]).
+    pub ssh: Option<SshKeys>,
     dir: TempDir,
+}
+
+/// What a client of the ssh server needs, and what it must not be able to use.
+pub struct SshKeys {
+    /// `ssh-keyscan -p PORT 127.0.0.1` of the server, by the real `ssh-keyscan`.
+    pub known_hosts: String,
+    /// known_hosts naming this server with another host key (a changed key, or a machine in
+    /// between).
+    pub wrong_known_hosts: String,
+    /// Authorized private keys by the real `ssh-keygen`, by kind: `ed25519` (OpenSSH format),
+    /// `rsa-pem` (PKCS#1 PEM), `ecdsa` (P-256, OpenSSH format), `ed25519-encrypted` (with
+    /// [`PASSPHRASE`]).
+    pub authorized: Vec<(&'static str, String)>,
+    /// A well-formed key the server does not authorize.
+    pub unauthorized: String,
+}
+
+/// The passphrase of the `ed25519-encrypted` key.
+pub const PASSPHRASE: &str = "key passphrase";
+
+impl SshKeys {
+    /// The authorized key of `kind`.
+    pub fn key(&self, kind: &str) -> &str {
+        let (_, key) = self
+            .authorized
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .expect("a key kind");
+        key
+    }
 }
 
 impl Drop for GitServer {
@@ -47,35 +80,18 @@ impl GitServer {
     }
 
     fn start_with(tls: bool) -> GitServer {
-        let dir = tempfile::Builder::new()
-            .prefix("git-server-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = repository();
         let root = dir.path();
-        let bare = root.join("repos/config.git");
-        git(
-            root,
-            &["init", "--quiet", "--bare", "-b", "main", path(&bare)],
-        );
         // http-backend only serves what is exported, and receive-pack to authenticated users.
-        std::fs::write(bare.join("git-daemon-export-ok"), "").unwrap();
+        std::fs::write(root.join("repos/config.git/git-daemon-export-ok"), "").unwrap();
         std::fs::create_dir_all(root.join("www")).unwrap();
         std::fs::write(root.join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
-        let backend = root.join("backend.sh");
-        std::fs::write(
-            &backend,
-            format!(
-                "#!/bin/sh\n\
-                 # Lands the prepared racing commit when the next push starts (see race_next_push).\n\
-                 if [ \"$QUERY_STRING\" = service=git-receive-pack ] && [ -f {race} ]; then\n\
-                   sh {race} >> {race}.log 2>&1; rm -f {race}\n\
-                 fi\n\
-                 exec /usr/lib/git-core/git-http-backend\n",
-                race = path(&root.join("race.sh")),
-            ),
-        )
-        .unwrap();
-        set_executable(&backend);
+        let backend = wrapper(
+            root,
+            "backend.sh",
+            r#"[ "$QUERY_STRING" = service=git-receive-pack ]"#,
+            "/usr/lib/git-core/git-http-backend",
+        );
 
         let addr = free_port();
         let mut ca_pem = None;
@@ -125,17 +141,139 @@ $HTTP["url"] =~ "^/git/" {{
             &[],
             &root.join("lighttpd.log"),
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            process.ensure_running();
-            assert!(Instant::now() < deadline, "lighttpd did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&mut process, addr);
         let scheme = if tls { "https" } else { "http" };
         GitServer {
             process,
             url: format!("{scheme}://127.0.0.1:{}/git/config.git", addr.port()),
             ca_pem,
+            ssh: None,
+            dir,
+        }
+    }
+
+    /// Debian's OpenSSH `sshd` on a free loopback port with its own host key, configuration and
+    /// authorized keys, all in the server's temporary directory (`sshd -D -e -f` that file;
+    /// `/etc/ssh` and `~/.ssh` are never read or written). Logins run `git-shell` on the
+    /// repository, as the account of the user running the tests ([`SshKeys`]).
+    ///
+    /// sshd run as root insists on its privilege separation directory `/run/sshd`; rather than
+    /// creating it on the host, root's sshd runs in a private mount namespace whose `/run` is a
+    /// fresh tmpfs holding it.
+    pub fn start_ssh() -> GitServer {
+        let dir = repository();
+        let root = dir.path();
+        let ssh = root.join("ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        let keygen = |name: &str, args: &[&str]| {
+            let file = ssh.join(name);
+            run(
+                "ssh-keygen",
+                &[&["-q", "-C", name, "-f", path(&file)], args].concat(),
+            );
+            (
+                std::fs::read_to_string(&file).unwrap(),
+                std::fs::read_to_string(file.with_extension("pub")).unwrap(),
+            )
+        };
+        keygen("host", &["-t", "ed25519", "-N", ""]);
+        let (_, other_host) = keygen("other-host", &["-t", "ed25519", "-N", ""]);
+        let (unauthorized, _) = keygen("unauthorized", &["-t", "ed25519", "-N", ""]);
+        let kinds: [(&'static str, &[&str]); 4] = [
+            ("ed25519", &["-t", "ed25519", "-N", ""]),
+            (
+                "rsa-pem",
+                &["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", ""],
+            ),
+            ("ecdsa", &["-t", "ecdsa", "-b", "256", "-N", ""]),
+            ("ed25519-encrypted", &["-t", "ed25519", "-N", PASSPHRASE]),
+        ];
+        let shell = wrapper(
+            root,
+            "git-shell.sh",
+            r#"case "$SSH_ORIGINAL_COMMAND" in git-receive-pack*) true;; *) false;; esac"#,
+            r#"git-shell -c "$SSH_ORIGINAL_COMMAND""#,
+        );
+        let mut authorized = Vec::new();
+        let mut authorized_keys = String::new();
+        for (kind, args) in kinds {
+            let (private, public) = keygen(kind, args);
+            authorized_keys += &format!(
+                "command=\"{}\",no-port-forwarding,no-pty {public}",
+                path(&shell)
+            );
+            authorized.push((kind, private));
+        }
+        std::fs::write(ssh.join("authorized_keys"), authorized_keys).unwrap();
+
+        let user = run("id", &["-un"]).trim().to_string();
+        let addr = free_port();
+        let config = ssh.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}
+ListenAddress 127.0.0.1
+HostKey {ssh}/host
+PidFile {ssh}/sshd.pid
+AuthorizedKeysFile {ssh}/authorized_keys
+# The keys are in a temporary directory under the world-writable /tmp, which StrictModes refuses.
+StrictModes no
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+AllowUsers {user}
+LogLevel VERBOSE
+",
+                port = addr.port(),
+                ssh = path(&ssh),
+            ),
+        )
+        .unwrap();
+        let sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", path(&config)].map(String::from);
+        // SAFETY: geteuid(2) only reads this process's credentials.
+        let (program, args) = if unsafe { libc::geteuid() } == 0 {
+            let private_run =
+                "set -e; mount -t tmpfs tmpfs /run; mkdir -m 755 /run/sshd; exec \"$@\"";
+            let unshare = [
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                private_run,
+                "sh",
+            ];
+            let args = unshare.iter().map(|a| a.to_string()).chain(sshd);
+            ("/usr/bin/unshare", args.collect())
+        } else {
+            ("/usr/sbin/sshd", sshd.to_vec())
+        };
+        let mut process =
+            Server::start("sshd", Path::new(program), args, &[], &ssh.join("sshd.log"));
+        wait_listening(&mut process, addr);
+        let port = addr.port().to_string();
+        let known_hosts = run("ssh-keyscan", &["-p", &port, "-t", "ed25519", "127.0.0.1"]);
+        assert!(
+            known_hosts.contains("ssh-ed25519"),
+            "ssh-keyscan: {known_hosts:?}"
+        );
+        let wrong_known_hosts = format!("[127.0.0.1]:{port} {other_host}");
+        GitServer {
+            process,
+            url: format!(
+                "ssh://{user}@127.0.0.1:{port}{}",
+                path(&root.join("repos/config.git"))
+            ),
+            ca_pem: None,
+            ssh: Some(SshKeys {
+                known_hosts,
+                wrong_known_hosts,
+                authorized,
+                unauthorized,
+            }),
             dir,
         }
     }
@@ -229,6 +367,55 @@ $HTTP["url"] =~ "^/git/" {{
     }
 }
 
+/// A temporary directory holding the empty bare repository `repos/config.git` (branch `main`).
+fn repository() -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("git-server-")
+        .tempdir()
+        .expect("tempdir");
+    let bare = dir.path().join("repos/config.git");
+    git(
+        dir.path(),
+        &["init", "--quiet", "--bare", "-b", "main", path(&bare)],
+    );
+    dir
+}
+
+/// Writes the executable `root/name` that lands the prepared racing commit when `push_starts`
+/// holds (see [`GitServer::race_next_push`]), then execs `serve`.
+fn wrapper(root: &Path, name: &str, push_starts: &str, serve: &str) -> PathBuf {
+    let file = root.join(name);
+    std::fs::write(
+        &file,
+        format!(
+            "#!/bin/sh\n\
+             # Lands the prepared racing commit when the next push starts (see race_next_push).\n\
+             if {push_starts} && [ -f {race} ]; then\n\
+               sh {race} >> {race}.log 2>&1; rm -f {race}\n\
+             fi\n\
+             exec {serve}\n",
+            race = path(&root.join("race.sh")),
+        ),
+    )
+    .unwrap();
+    set_executable(&file);
+    file
+}
+
+fn wait_listening(process: &mut Server, addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        process.ensure_running();
+        assert!(
+            Instant::now() < deadline,
+            "{} did not listen: {}",
+            process.name(),
+            process.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn write_files(root: &Path, files: &[(&str, &str)]) {
     for (name, content) in files {
         let file = root.join(name);
@@ -254,6 +441,18 @@ fn commit_all(root: &Path, message: &str) {
             message,
         ],
     );
+}
+
+/// Runs `program args` (ssh-keygen, ssh-keyscan, id) and returns its stdout; panics with its
+/// stderr when it fails.
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program).args(args).output().expect(program);
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs the real `git` in `dir`; panics with its stderr when it fails.
