@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 use testbed::cluster::ControlPlane;
 use testbed::cosign::{Cosign, KeyPair};
-use testbed::registry::{Auth, ImageSpec, Layout, Registry};
+use testbed::registry::{Auth, Credentials, ImageSpec, Layout, Registry};
 use testbed::step::{self, StepResult};
 
 const CHECK: &str = env!("CARGO_BIN_EXE_check");
@@ -26,8 +26,14 @@ const KEYLESS_DIGEST: &str =
 const KEYLESS_IDENTITY: &str = "https://github.com/salrashid123/go-bazel-github-workflow/.github/workflows/release.yaml@refs/tags/v0.0.30";
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
+/// `source:` for `name:main` on `registry` (with its credentials, if it wants any).
 fn source(registry: &Registry, name: &str, verify: Value) -> Value {
-    json!({"repository": registry.repository(name), "tag": "main", "insecure": true, "verify": verify})
+    let mut source = json!({"repository": registry.repository(name), "tag": "main", "insecure": true, "verify": verify});
+    if let Some(c) = registry.credentials() {
+        source["username"] = c.username.clone().into();
+        source["password"] = c.password.clone().into();
+    }
+    source
 }
 
 fn keys(keys: &[&KeyPair]) -> Value {
@@ -70,9 +76,10 @@ struct Signed {
     digest: String,
 }
 
-fn signed_app(revision: &str) -> Signed {
-    let registry = Registry::start(Auth::Open);
+fn signed_app(auth: Auth, revision: &str) -> Signed {
+    let registry = Registry::start(auth);
     let cosign = Cosign::new();
+    cosign.login(&registry);
     let key = cosign.generate_key_pair("ci");
     let digest = push(&registry, "app", revision);
     cosign.sign(&key, &image(&registry, &digest));
@@ -91,7 +98,7 @@ fn check_emits_only_signed_digests_and_in_verifies_again() {
         cosign,
         key,
         digest: signed,
-    } = signed_app("signed");
+    } = signed_app(Auth::Open, "signed");
     let image = |digest: &str| image(&registry, digest);
     let source = source(&registry, "app", keys(&[&key]));
 
@@ -144,6 +151,41 @@ fn check_emits_only_signed_digests_and_in_verifies_again() {
 }
 
 #[test]
+fn a_private_registry_with_a_token_realm_is_verified_with_the_check_s_token() {
+    // A private ghcr.io package: the signature is pushed and read through the token realm.
+    let credentials = Credentials::new("ci", "ci-password");
+    let Signed {
+        registry,
+        key,
+        digest,
+        ..
+    } = signed_app(Auth::Token(Some(credentials)), "private");
+    let source = source(&registry, "app", keys(&[&key]));
+    registry.reset_requests();
+    let result = check(&source, None);
+    assert_eq!(versions(&result), [digest.as_str()], "{}", result.stderr);
+    // The signature costs its two GETs (manifest, payload blob) and no second token: it is in
+    // the repository the check's token is for.
+    let tag = digest.replace(':', "-") + ".sig";
+    let requests = registry.requests();
+    assert_eq!(
+        requests[..4],
+        [
+            "HEAD /v2/app/manifests/main 401".to_string(),
+            "GET /token 200".into(),
+            "HEAD /v2/app/manifests/main 200".into(),
+            format!("GET /v2/app/manifests/{tag} 200"),
+        ],
+        "{}",
+        result.stderr
+    );
+    assert!(
+        requests.len() == 5 && requests[4].starts_with("GET /v2/app/blobs/sha256:"),
+        "{requests:?}"
+    );
+}
+
+#[test]
 fn a_signature_by_another_key_is_refused() {
     let registry = Registry::start(Auth::Open);
     let cosign = Cosign::new();
@@ -180,7 +222,7 @@ fn a_valid_signature_whose_payload_names_another_digest_is_refused() {
         cosign,
         key,
         digest: good,
-    } = signed_app("good");
+    } = signed_app(Auth::Open, "good");
     let image = |digest: &str| image(&registry, digest);
     // A genuine signature by the trusted key, copied onto another digest: the signature
     // verifies, but what it vouches for is `good`.
@@ -307,7 +349,7 @@ fn out_deploys_a_signed_digest_and_refuses_an_unsigned_one() {
         key,
         digest: signed,
         ..
-    } = signed_app("deploy-signed");
+    } = signed_app(Auth::Open, "deploy-signed");
     let repository = registry.repository("app");
     let unsigned = push(&registry, "app", "deploy-unsigned");
     let source = source(&registry, "app", keys(&[&key]));

@@ -79,6 +79,14 @@ impl Cosign {
         }
     }
 
+    /// `cosign login`: this home's Docker config gets `registry`'s credentials, if it wants any.
+    pub fn login(&self, registry: &crate::registry::Registry) {
+        if let Some(c) = registry.credentials() {
+            let host = registry.host();
+            self.run(&["login", &host, "-u", &c.username, "-p", &c.password]);
+        }
+    }
+
     /// `cosign sign --key … --tlog-upload=false IMAGE` (`repo@sha256:…`).
     pub fn sign(&self, key: &KeyPair, image: &str) {
         let key = path(&key.private_key);

@@ -129,6 +129,7 @@ impl Proxy {
         let faults = Arc::new(Faults::default());
         let forwarder = Arc::new(Forwarder {
             upstream,
+            scheme: if tls.is_some() { "https" } else { "http" },
             http: super::http_client(),
         });
         let router = local
@@ -244,6 +245,8 @@ async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> 
 
 pub(super) struct Forwarder {
     pub(super) upstream: SocketAddr,
+    /// How clients reach this server, `http` or `https`.
+    pub(super) scheme: &'static str,
     pub(super) http: reqwest::Client,
 }
 
@@ -257,7 +260,17 @@ pub(super) async fn forward(forwarder: Arc<Forwarder>, req: Request) -> Response
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let mut headers = parts.headers;
-    headers.remove(header::HOST);
+    // Distribution writes the URLs it answers with (an upload's `Location`) for the host and
+    // scheme it was asked on. Named as the client asked, the upload's PATCH and PUT come back
+    // here; named as the registry's own address, a client would send them around this server,
+    // and without its token, which clients send only to the host that asked for it.
+    if let Some(host) = headers.remove(header::HOST) {
+        headers.insert("x-forwarded-host", host);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(forwarder.scheme),
+    );
     let upstream = forwarder
         .http
         .request(parts.method, url)

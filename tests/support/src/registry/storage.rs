@@ -34,7 +34,11 @@ impl StorageHost {
         authorization: Option<HeaderValue>,
     ) -> StorageHost {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let forwarder = Arc::new(Forwarder { upstream, http });
+        let forwarder = Arc::new(Forwarder {
+            upstream,
+            scheme: "http",
+            http,
+        });
         let log = seen.clone();
         let router = Router::new().fallback(move |mut req: Request| {
             let headers = req
