@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testbed::cluster::ControlPlane;
-use testbed::git::{GitServer, PASSPHRASE, PASSWORD, SEED_AUTHOR, USER};
+use testbed::git::{GitServer, PASSPHRASE, PASSWORD, READ_ONLY, SEED_AUTHOR, USER};
 use testbed::step::{self, Running, SIGINT, SIGTERM, StepResult};
 
 const REPO: &str = "registry.example.test/team/app";
@@ -391,14 +391,14 @@ fn fails_in_one_line(source: &Value, edit: &Edit, expect: &[&str]) -> String {
     line
 }
 
-/// Deploy keys as people have them: RSA in PEM, ECDSA, an encrypted key with its passphrase;
-/// each put pushes one commit.
+/// Deploy keys as people have them: RSA in PEM, ECDSA in both formats, an encrypted key with its
+/// passphrase; each put pushes one commit.
 #[test]
 fn over_ssh_rsa_ecdsa_and_encrypted_keys_push() {
     let server = GitServer::start_ssh();
     let keys = server.ssh.as_ref().unwrap();
     let base = seed(&server);
-    let kinds = ["rsa-pem", "ecdsa", "ed25519-encrypted"];
+    let kinds = ["rsa-pem", "ecdsa", "ecdsa-pem", "ed25519-encrypted"];
     for (n, kind) in kinds.into_iter().enumerate() {
         let mut source = source(&server);
         source["git"]["private_key"] = json!(keys.key(kind));
@@ -412,8 +412,9 @@ fn over_ssh_rsa_ecdsa_and_encrypted_keys_push() {
     }
 }
 
-/// A key the server refuses, a host key that is not the listed one, a repository that is not
-/// there: one line each, naming the server and what to fix, and the branch is untouched.
+/// A key the server refuses, a read-only key, a host key that is not the listed one, a repository
+/// that is not there: one line each, naming the server and what to fix, and the branch is
+/// untouched.
 #[test]
 fn over_ssh_a_refused_key_a_changed_host_key_or_a_wrong_path_push_nothing() {
     let server = GitServer::start_ssh();
@@ -439,6 +440,15 @@ fn over_ssh_a_refused_key_a_changed_host_key_or_a_wrong_path_push_nothing() {
             &format!("git {}: ", server.url),
             &format!("@{host} refused source.git.private_key (ssh-ed25519 SHA256:"),
             "deploy key with write access",
+        ],
+    );
+    case(
+        &|s| s["git"]["private_key"] = json!(keys.read_only),
+        &[
+            "git-receive-pack '",
+            &format!(
+                "failed (exit status 1): {READ_ONLY}; check source.git.uri and that the key may push"
+            ),
         ],
     );
     case(

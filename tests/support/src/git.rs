@@ -40,12 +40,19 @@ pub struct SshKeys {
     /// between).
     pub wrong_known_hosts: String,
     /// Authorized private keys by the real `ssh-keygen`, by kind: `ed25519` (OpenSSH format),
-    /// `rsa-pem` (PKCS#1 PEM), `ecdsa` (P-256, OpenSSH format), `ed25519-encrypted` (with
-    /// [`PASSPHRASE`]).
+    /// `rsa-pem` (PKCS#1 PEM), `ecdsa` (P-256, OpenSSH format), `ecdsa-pem` (P-384, SEC1 PEM),
+    /// `ed25519-encrypted` (with [`PASSPHRASE`]).
     pub authorized: Vec<(&'static str, String)>,
     /// A well-formed key the server does not authorize.
     pub unauthorized: String,
+    /// A key the server lets fetch and not push, answering a push as GitHub does for a read-only
+    /// deploy key ([`READ_ONLY`] on stderr, exit 1).
+    pub read_only: String,
 }
+
+/// What the server says to a push with the read-only key (GitHub's words).
+pub const READ_ONLY: &str =
+    "ERROR: The key you are authenticating with has been marked as read only.";
 
 /// The passphrase of the `ed25519-encrypted` key.
 pub const PASSPHRASE: &str = "key passphrase";
@@ -179,13 +186,17 @@ $HTTP["url"] =~ "^/git/" {{
         keygen("host", &["-t", "ed25519", "-N", ""]);
         let (_, other_host) = keygen("other-host", &["-t", "ed25519", "-N", ""]);
         let (unauthorized, _) = keygen("unauthorized", &["-t", "ed25519", "-N", ""]);
-        let kinds: [(&'static str, &[&str]); 4] = [
+        let kinds: [(&'static str, &[&str]); 5] = [
             ("ed25519", &["-t", "ed25519", "-N", ""]),
             (
                 "rsa-pem",
                 &["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", ""],
             ),
             ("ecdsa", &["-t", "ecdsa", "-b", "256", "-N", ""]),
+            (
+                "ecdsa-pem",
+                &["-t", "ecdsa", "-b", "384", "-m", "PEM", "-N", ""],
+            ),
             ("ed25519-encrypted", &["-t", "ed25519", "-N", PASSPHRASE]),
         ];
         let shell = wrapper(
@@ -204,6 +215,19 @@ $HTTP["url"] =~ "^/git/" {{
             );
             authorized.push((kind, private));
         }
+        // Access rules per key are the Git host's, not sshd's: like GitHub, a forced command
+        // refuses the push of a read-only key before Git runs.
+        let (read_only, public) = keygen("read-only", &["-t", "ed25519", "-N", ""]);
+        let refuse = root.join("read-only.sh");
+        std::fs::write(
+            &refuse,
+            format!(
+                "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in git-receive-pack*) echo '{READ_ONLY}' >&2; exit 1;; esac\nexec git-shell -c \"$SSH_ORIGINAL_COMMAND\"\n"
+            ),
+        )
+        .unwrap();
+        set_executable(&refuse);
+        authorized_keys += &format!("command=\"{}\",no-pty {public}", path(&refuse));
         std::fs::write(ssh.join("authorized_keys"), authorized_keys).unwrap();
 
         let user = run("id", &["-un"]).trim().to_string();
@@ -273,6 +297,7 @@ LogLevel VERBOSE
                 wrong_known_hosts,
                 authorized,
                 unauthorized,
+                read_only,
             }),
             dir,
         }
