@@ -1,5 +1,6 @@
 //! `check` beside `crane digest`, and `in` beside `crane manifest` + `crane config` (what `in`
-//! fetches), on the same local registry: requests, wall time and peak RSS, as medians over
+//! fetches), on the same local registry: requests, wall time (split into the registry's share
+//! and the tool's own) and peak RSS, as medians over
 //! interleaved runs and as ratios, for an open, a token and a TLS registry with its own CA; and
 //! `check` with `source.verify` (the tag's index signed by the real cosign with a key) on the
 //! open and token registries, and the CPU of one keyless verification, to show what
@@ -10,8 +11,10 @@
 //! `cargo bench` builds `check` and `in` with the release settings (`IRR_BENCH_BIN=<dir>` runs
 //! the `check` and `in` in that directory instead, e.g. an older build). crane comes from
 //! scripts/tools.sh; peak RSS is measured by `/usr/bin/time -f %M`, which wraps both tools alike,
-//! and requests are counted by the registry's proxy (the token endpoint included). A crane pair
-//! counts the sum of its wall times and requests and the larger peak RSS.
+//! and requests are counted and timed by the registry's proxy (the token endpoint included): its
+//! time from each request's arrival to its answer is the `server` share of the wall time, the
+//! same for any client; the rest, `own`, is the tool's process, client and loopback. A crane
+//! pair counts the sum of its wall times and requests and the larger peak RSS.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,11 +30,16 @@ use testbed::registry::{Auth, Credentials, ImageSpec, Layout, Registry};
 const WARMUP: usize = 3;
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// One run of one tool.
+/// One run of one tool, or the medians of many.
+#[derive(Clone, Copy)]
 struct Sample {
-    wall: Duration,
-    rss_kib: u64,
     requests: usize,
+    wall: Duration,
+    /// The part of `wall` the registry's proxy spent answering (registry and token server).
+    server: Duration,
+    /// `wall` without `server`: the process, its client and the loopback.
+    own: Duration,
+    rss_kib: u64,
 }
 
 /// One process of a tool: the command, its stdin, and what its stdout must contain.
@@ -39,6 +47,11 @@ struct Step {
     command: Command,
     stdin: String,
     expect: String,
+    /// `in`'s directory (its argument), made afresh and empty before each run, untimed: Concourse
+    /// gives every get step a new empty volume. Reusing one directory would time the truncation
+    /// of the previous run's five files instead, which on the development machine's ext4 (mounted
+    /// with `discard`, other builds writing) added a median 5 ms to `in`.
+    dir: Option<PathBuf>,
 }
 
 /// A tool: one process, or (crane's answer to `in`) two run one after the other.
@@ -71,10 +84,8 @@ fn main() {
         ours("check").display(),
         ours("in").display()
     );
-    println!(
-        "{:<9} {:<26} {:>9} {:>11} {:>11}",
-        "registry", "tool", "requests", "wall", "peak RSS"
-    );
+    let header = ["requests", "wall", "server", "own", "peak RSS"].map(String::from);
+    row("registry", "tool", header);
     let cosign = Cosign::new();
     let key = cosign.generate_key_pair("bench");
     let credentials = Credentials::new("bench", "bench-password");
@@ -140,7 +151,7 @@ fn main() {
                     name: "in",
                     steps: vec![ours_step(
                         &ours("in"),
-                        Some(scratch.path()),
+                        Some(&scratch.path().join("in")),
                         &source,
                         Some(&digest),
                         &digest,
@@ -167,37 +178,50 @@ fn main() {
             }
             let summaries: Vec<_> = samples.iter().map(|s| summarize(s)).collect();
             let (a, b) = (summaries[0], summaries[1]);
-            for (tool, (requests, wall, rss)) in group.iter().zip(summaries.iter().copied()) {
-                println!(
-                    "{label:<9} {:<26} {requests:>9} {:>11} {:>11}",
+            let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+            for (tool, s) in group.iter().zip(&summaries) {
+                let rss = format!("{:.1} MiB", s.rss_kib as f64 / 1024.0);
+                let requests = s.requests.to_string();
+                row(
+                    label,
                     tool.name,
-                    format!("{:.1} ms", wall.as_secs_f64() * 1e3),
-                    format!("{:.1} MiB", rss as f64 / 1024.0),
+                    [requests, ms(s.wall), ms(s.server), ms(s.own), rss],
                 );
             }
-            println!(
-                "{label:<9} {:<26} {:>9} {:>11} {:>11}",
-                "ratio",
-                format!("{:.2}", a.0 as f64 / b.0 as f64),
-                format!("{:.2}", a.1.as_secs_f64() / b.1.as_secs_f64()),
-                format!("{:.2}", a.2 as f64 / b.2 as f64),
-            );
+            let ratio = |x: f64, y: f64| format!("{:.2}", x / y);
+            let time = |f: fn(&Sample) -> Duration| ratio(f(&a).as_secs_f64(), f(&b).as_secs_f64());
+            let ratios = [
+                ratio(a.requests as f64, b.requests as f64),
+                time(|s| s.wall),
+                time(|s| s.server),
+                time(|s| s.own),
+                ratio(a.rss_kib as f64, b.rss_kib as f64),
+            ];
+            row(label, "ratio", ratios);
             if group.get(2).is_some_and(|t| t.name == "check+verify") {
-                let verified = summaries[2];
-                println!(
-                    "{label:<9} {:<26} {:>9} {:>11} {:>11}",
-                    "verify adds",
-                    format!("+{}", verified.0 - a.0),
-                    format!(
-                        "+{:.1} ms",
-                        (verified.1.as_secs_f64() - a.1.as_secs_f64()) * 1e3
-                    ),
-                    format!("+{:.1} MiB", (verified.2 as f64 - a.2 as f64) / 1024.0),
-                );
+                let verified = &summaries[2];
+                let more = |f: fn(&Sample) -> Duration| {
+                    let ms = (f(verified).as_secs_f64() - f(&a).as_secs_f64()) * 1e3;
+                    format!("{ms:+.1} ms")
+                };
+                let rss = (verified.rss_kib as f64 - a.rss_kib as f64) / 1024.0;
+                let added = [
+                    format!("{:+}", verified.requests as i64 - a.requests as i64),
+                    more(|s| s.wall),
+                    more(|s| s.server),
+                    more(|s| s.own),
+                    format!("{rss:+.1} MiB"),
+                ];
+                row(label, "verify adds", added);
             }
         }
     }
     keyless_cost();
+}
+
+/// One line of the table.
+fn row(label: &str, tool: &str, [requests, wall, server, own, rss]: [String; 5]) {
+    println!("{label:<9} {tool:<26} {requests:>9} {wall:>10} {server:>10} {own:>10} {rss:>10}");
 }
 
 /// `source` with `verify` accepting `key`'s signatures.
@@ -295,6 +319,7 @@ fn ours_step(
         command,
         stdin: request.to_string(),
         expect: expect.into(),
+        dir: dir.map(Path::to_path_buf),
     }
 }
 
@@ -352,6 +377,7 @@ impl Crane {
                     command,
                     stdin: String::new(),
                     expect: expect.into(),
+                    dir: None,
                 }
             })
             .collect();
@@ -363,9 +389,11 @@ impl Crane {
 fn run(registry: &Registry, tool: &mut Tool) -> Sample {
     registry.reset_requests();
     let mut total = Sample {
-        wall: Duration::ZERO,
-        rss_kib: 0,
         requests: 0,
+        wall: Duration::ZERO,
+        server: Duration::ZERO,
+        own: Duration::ZERO,
+        rss_kib: 0,
     };
     for step in &mut tool.steps {
         let (wall, rss_kib) = run_step(tool.name, step);
@@ -373,10 +401,18 @@ fn run(registry: &Registry, tool: &mut Tool) -> Sample {
         total.rss_kib = total.rss_kib.max(rss_kib);
     }
     total.requests = registry.requests().len();
+    total.server = registry.answering();
+    total.own = total.wall.saturating_sub(total.server);
     total
 }
 
 fn run_step(name: &str, step: &mut Step) -> (Duration, u64) {
+    if let Some(dir) = &step.dir {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).expect("remove the last run's directory");
+        }
+        std::fs::create_dir(dir).expect("a fresh directory for in");
+    }
     let rss = tempfile::NamedTempFile::new().expect("tempfile");
     let mut timed = Command::new("/usr/bin/time");
     timed
@@ -415,15 +451,18 @@ fn run_step(name: &str, step: &mut Step) -> (Duration, u64) {
     (wall, rss_kib)
 }
 
-/// Medians of (requests, wall time, peak RSS in KiB).
-fn summarize(samples: &[Sample]) -> (usize, Duration, u64) {
-    fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+/// The median of each figure on its own.
+fn summarize(samples: &[Sample]) -> Sample {
+    fn median<T: Ord + Copy>(samples: &[Sample], figure: impl Fn(&Sample) -> T) -> T {
+        let mut values: Vec<T> = samples.iter().map(figure).collect();
         values.sort_unstable();
         values[values.len() / 2]
     }
-    (
-        median(samples.iter().map(|s| s.requests).collect()),
-        median(samples.iter().map(|s| s.wall).collect()),
-        median(samples.iter().map(|s| s.rss_kib).collect()),
-    )
+    Sample {
+        requests: median(samples, |s| s.requests),
+        wall: median(samples, |s| s.wall),
+        server: median(samples, |s| s.server),
+        own: median(samples, |s| s.own),
+        rss_kib: median(samples, |s| s.rss_kib),
+    }
 }

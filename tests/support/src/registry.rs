@@ -202,6 +202,12 @@ impl Registry {
         self.proxy.log.entries()
     }
 
+    /// How long the proxy took to answer those requests, summed: the time a client spent
+    /// waiting on the registry (and the token server), forwarding included.
+    pub fn answering(&self) -> Duration {
+        self.proxy.log.answering()
+    }
+
     pub fn reset_requests(&self) {
         self.proxy.log.reset()
     }

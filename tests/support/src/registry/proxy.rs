@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -59,17 +60,29 @@ pub enum Times {
     Always,
 }
 
-/// Requests seen, in order, as `METHOD /path STATUS`.
+/// Requests seen, in order, as `METHOD /path STATUS`, and how long answering them took.
 #[derive(Debug, Clone, Default)]
-pub struct RequestLog(Arc<Mutex<Vec<String>>>);
+pub struct RequestLog(Arc<Mutex<Log>>);
+
+#[derive(Debug, Default)]
+struct Log {
+    lines: Vec<String>,
+    answering: Duration,
+}
 
 impl RequestLog {
     pub fn entries(&self) -> Vec<String> {
-        self.0.lock().expect("not poisoned").clone()
+        self.0.lock().expect("not poisoned").lines.clone()
+    }
+
+    /// The time between each request's arrival and its answer, summed: the registry's (and the
+    /// token server's) share of a client's wall time, the same whichever client asks.
+    pub fn answering(&self) -> Duration {
+        self.0.lock().expect("not poisoned").answering
     }
 
     pub fn reset(&self) {
-        self.0.lock().expect("not poisoned").clear()
+        *self.0.lock().expect("not poisoned") = Log::default();
     }
 
     /// `router`, logging every request it answers into this log.
@@ -80,11 +93,11 @@ impl RequestLog {
 
 async fn record(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
     let line = format!("{} {}", req.method(), req.uri().path());
+    let started = Instant::now();
     let resp = next.run(req).await;
-    log.0
-        .lock()
-        .expect("not poisoned")
-        .push(format!("{line} {}", resp.status().as_u16()));
+    let mut log = log.0.lock().expect("not poisoned");
+    log.answering += started.elapsed();
+    log.lines.push(format!("{line} {}", resp.status().as_u16()));
     resp
 }
 
