@@ -95,12 +95,20 @@ where
 
 /// `image-rollout-resource 0.1.0 check`: the first line every step prints on stderr.
 pub fn version_line() -> String {
-    let step = std::env::args_os()
-        .next()
-        .map(PathBuf::from)
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_default();
-    format!("image-rollout-resource {} {step}", crate::VERSION)
+    format!(
+        "image-rollout-resource {} {}",
+        crate::VERSION,
+        step_name().to_string_lossy()
+    )
+}
+
+/// The file name this process was started as (argv[0]): the step, when it runs as a link.
+pub fn step_name() -> std::ffi::OsString {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    PathBuf::from(argv0)
+        .file_name()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The step's directory (argv[1]) that `in` and `out` need.

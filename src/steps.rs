@@ -6,7 +6,6 @@
 //! "Container image"). `bin/check.rs`, `bin/in.rs` and `bin/out.rs` are the same steps under
 //! their own names, for the tests and for running one by hand.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::protocol;
@@ -34,8 +33,7 @@ pub fn put() -> ExitCode {
 
 /// Runs the step named by the file name this process was started as (argv[0]).
 pub fn by_name() -> ExitCode {
-    let argv0 = std::env::args_os().next().unwrap_or_default();
-    let name = Path::new(&argv0).file_name().unwrap_or_default();
+    let name = protocol::step_name();
     match name.to_str() {
         Some("check") => check(),
         Some("in") => get(),
