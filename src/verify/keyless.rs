@@ -7,19 +7,23 @@
 //! checked, in order:
 //!
 //! 1. the signature verifies with the certificate's key;
-//! 2. the bundle's SET verifies with a Rekor key of the trusted root (chosen by its log id);
+//! 2. the bundle's SET verifies with a Rekor key of the trusted root (chosen by its log id),
+//!    and the logged time is within the period the root gives that key;
 //! 3. the logged entry (`hashedrekord`) is this signature, this certificate and this payload;
 //! 4. the certificate chains to a Fulcio CA of the trusted root, for code signing, at the
-//!    logged time;
+//!    logged time, through a CA the root says was valid then;
 //! 5. an SCT embedded in the certificate verifies with a CT log of the trusted root ([`sct`]),
 //!    so Fulcio logged the certificate where its owner can see it;
 //! 6. its identity and issuer are exactly the configured ones.
 //!
+//! Every period (`validFor`) the trusted root gives a CA or a log key is held against the logged
+//! time (the SCT's own time for CT logs): when Sigstore rotates a key or a CA, a signature dated
+//! outside the period of the one that vouches for it is refused, as sigstore-go does.
+//!
 //! Not checked: Rekor inclusion proofs, which need a checkpoint (the SET is Rekor's signed
-//! promise of inclusion, which is what cosign itself checks offline), and the validity periods
-//! the trusted root gives its Fulcio CAs and Rekor keys (those of its CT log keys are checked).
+//! promise of inclusion, which is what cosign itself checks offline).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -41,11 +45,36 @@ const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 pub struct KeylessPolicy {
     identity: String,
     issuer: String,
-    /// Each CA's chain, DER, leaf-most first; the last one is the trust anchor.
-    authorities: Vec<Vec<Vec<u8>>>,
-    /// Rekor logs: key id (SHA-256 of the key's DER) and key.
-    logs: Vec<(Vec<u8>, PublicKey)>,
+    /// Each CA's period and chain, DER, leaf-most first; the last one is the trust anchor.
+    authorities: Vec<(Period, Vec<Vec<u8>>)>,
+    /// Rekor logs: key id (SHA-256 of the key's DER), key and the key's period.
+    logs: Vec<(Vec<u8>, PublicKey, Period)>,
     ct_logs: Vec<CtLog>,
+}
+
+/// When the trusted root says a CA or a key was in use (`validFor`; an open end is unbounded).
+#[derive(Debug, Clone, Copy)]
+pub struct Period {
+    from: Option<SystemTime>,
+    until: Option<SystemTime>,
+}
+
+impl Period {
+    fn parse(valid_for: Option<&ValidFor>, what: &str) -> Result<Period, String> {
+        let time = |t: Option<&String>| {
+            t.map(|t| humantime::parse_rfc3339(t))
+                .transpose()
+                .map_err(|e| format!("a {what} validFor time: {e}"))
+        };
+        Ok(Period {
+            from: time(valid_for.and_then(|v| v.start.as_ref()))?,
+            until: time(valid_for.and_then(|v| v.end.as_ref()))?,
+        })
+    }
+
+    pub fn contains(&self, t: SystemTime) -> bool {
+        self.from.is_none_or(|from| from <= t) && self.until.is_none_or(|until| t <= until)
+    }
 }
 
 /// The parts of Sigstore's `trusted_root.json` (protobuf-specs `TrustedRoot`) used here.
@@ -91,6 +120,7 @@ struct LogId {
 #[serde(rename_all = "camelCase")]
 struct CertificateAuthority {
     cert_chain: CertChain,
+    valid_for: Option<ValidFor>,
 }
 
 #[derive(Deserialize)]
@@ -180,30 +210,26 @@ impl KeylessPolicy {
                 .map(|c| decode(&c.raw_bytes))
                 .collect::<Result<Vec<_>>>()?;
             if !chain.is_empty() {
-                authorities.push(chain);
+                let period = Period::parse(ca.valid_for.as_ref(), "certificateAuthorities");
+                authorities.push((period.map_err(bad)?, chain));
             }
         }
         // Keys of other kinds (Rekor v2's Ed25519) cannot have signed a cosign bundle's SET.
         let mut logs = Vec::new();
         for log in &root.tlogs {
             if let Ok(key) = PublicKey::from_spki(&decode(&log.public_key.raw_bytes)?) {
-                logs.push((decode(&log.log_id.key_id)?, key));
+                let period = Period::parse(log.public_key.valid_for.as_ref(), "tlogs");
+                logs.push((decode(&log.log_id.key_id)?, key, period.map_err(bad)?));
             }
         }
         let mut ct_logs = Vec::new();
         for log in &root.ctlogs {
             if let Ok(key) = PublicKey::from_spki(&decode(&log.public_key.raw_bytes)?) {
-                let valid_for = log.public_key.valid_for.as_ref();
-                let time = |t: Option<&String>| {
-                    t.map(|t| humantime::parse_rfc3339(t))
-                        .transpose()
-                        .map_err(|e| bad(format!("a ctlogs validFor time: {e}")))
-                };
+                let period = Period::parse(log.public_key.valid_for.as_ref(), "ctlogs");
                 ct_logs.push(CtLog {
                     id: decode(&log.log_id.key_id)?,
                     key,
-                    valid_from: time(valid_for.and_then(|v| v.start.as_ref()))?,
-                    valid_until: time(valid_for.and_then(|v| v.end.as_ref()))?,
+                    period: period.map_err(bad)?,
                 });
             }
         }
@@ -292,11 +318,19 @@ impl KeylessPolicy {
             serde_json::from_str(bundle).map_err(|e| format!("its Rekor bundle: {e}"))?;
         let p = &bundle.payload;
         let log_id = hex::decode(&p.log_id).map_err(|_| "its Rekor bundle's logID is not hex")?;
-        let (_, log_key) = self
+        let (_, log_key, period) = self
             .logs
             .iter()
-            .find(|(id, _)| *id == log_id)
+            .find(|(id, ..)| *id == log_id)
             .ok_or("its Rekor bundle is from a log the trusted root does not list")?;
+        let seconds = u64::try_from(p.integrated_time).map_err(|_| "its Rekor time is negative")?;
+        let logged_at = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        if !period.contains(logged_at) {
+            return Err(format!(
+                "its Rekor entry is dated {}, outside the period the trusted root gives that log's key",
+                humantime::format_rfc3339(logged_at)
+            ));
+        }
         // The SET signs the canonical JSON (RFC 8785: sorted keys, no spaces) of the payload.
         let canonical = format!(
             "{{\"body\":{},\"integratedTime\":{},\"logID\":{},\"logIndex\":{}}}",
@@ -331,7 +365,7 @@ impl KeylessPolicy {
                 "its Rekor entry is about another signature, payload or certificate".into(),
             );
         }
-        u64::try_from(p.integrated_time).map_err(|_| "its Rekor time is negative".into())
+        Ok(seconds)
     }
 
     /// The certificate chains to a trusted Fulcio CA, for code signing, at `logged_at`; returns
@@ -350,9 +384,19 @@ impl KeylessPolicy {
             })
             .unwrap_or_default();
         let mut anchors = Vec::new();
-        let roots: Vec<CertificateDer<'_>> = self
-            .authorities
-            .iter()
+        // Only the CAs the root says were in use at the logged time may vouch for the certificate.
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(logged_at);
+        let authorities: Vec<&Vec<Vec<u8>>> = (self.authorities.iter())
+            .filter(|(period, _)| period.contains(when))
+            .map(|(_, chain)| chain)
+            .collect();
+        if authorities.is_empty() {
+            return Err(format!(
+                "no certificate authority of the trusted root was in use at the logged time, {}",
+                humantime::format_rfc3339(when)
+            ));
+        }
+        let roots: Vec<CertificateDer<'_>> = (authorities.iter())
             .filter_map(|chain| chain.last())
             .map(|der| CertificateDer::from(der.as_slice()))
             .collect();
@@ -361,7 +405,7 @@ impl KeylessPolicy {
                 anchors.push(anchor);
             }
         }
-        for chain in &self.authorities {
+        for chain in &authorities {
             let below_root = &chain[..chain.len() - 1];
             intermediates.extend(
                 below_root
@@ -515,6 +559,45 @@ mod tests {
             .unwrap_err();
         assert!(
             err.contains("does not chain to a certificate authority"),
+            "{err}"
+        );
+    }
+
+    /// A key or CA rotated out (its `validFor` ended) before the signature was logged no longer
+    /// vouches for it; the same root with the period still open accepts it.
+    #[test]
+    fn a_log_key_or_ca_outside_its_period_is_refused() {
+        let r = recorded();
+        // The recorded entry was logged at 2026-02-27T18:20:46Z.
+        let mut root: serde_json::Value = serde_json::from_str(ROOT).unwrap();
+        root["tlogs"][0]["publicKey"]["validFor"]["end"] = "2026-01-01T00:00:00Z".into();
+        let err = accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap_err();
+        assert_eq!(
+            err,
+            "its Rekor entry is dated 2026-02-27T18:20:46Z, outside the period the trusted root gives that log's key"
+        );
+        root["tlogs"][0]["publicKey"]["validFor"]["end"] = "2026-03-01T00:00:00Z".into();
+        accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap();
+
+        let mut root: serde_json::Value = serde_json::from_str(ROOT).unwrap();
+        root["certificateAuthorities"][0]["validFor"]["start"] = "2026-03-01T00:00:00Z".into();
+        let err = accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap_err();
+        assert_eq!(
+            err,
+            "no certificate authority of the trusted root was in use at the logged time, 2026-02-27T18:20:46Z"
+        );
+
+        root["certificateAuthorities"][0]["validFor"]["start"] = "yesterday".into();
+        let err = KeylessPolicy::new(&Keyless {
+            identity: IDENTITY.into(),
+            issuer: ISSUER.into(),
+            trusted_root: root.to_string(),
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "source.verify.keyless.trusted_root: a certificateAuthorities validFor time:"
+            ),
             "{err}"
         );
     }

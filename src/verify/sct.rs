@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest as _, Sha256};
 
+use super::keyless::Period;
 use super::{PublicKey, der};
 
 /// A CT log of the trusted root (`ctlogs`).
@@ -23,8 +24,7 @@ pub struct CtLog {
     pub id: Vec<u8>,
     pub key: PublicKey,
     /// The period in which the trusted root says this key signed (`validFor`).
-    pub valid_from: Option<SystemTime>,
-    pub valid_until: Option<SystemTime>,
+    pub period: Period,
 }
 
 /// RFC 6962's `SignatureAndHashAlgorithm` values this verifier accepts.
@@ -83,9 +83,7 @@ fn check(sct: &Sct, issuer_key_hash: &[u8], tbs: &[u8], logs: &[CtLog]) -> Resul
         )
     })?;
     let signed_at = SystemTime::UNIX_EPOCH + Duration::from_millis(sct.timestamp);
-    if log.valid_from.is_some_and(|from| signed_at < from)
-        || log.valid_until.is_some_and(|until| signed_at > until)
-    {
+    if !log.period.contains(signed_at) {
         return Err(format!(
             "is dated {}, outside the period the trusted root gives its CT log's key",
             humantime::format_rfc3339_millis(signed_at)
