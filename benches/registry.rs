@@ -14,7 +14,9 @@
 //! and requests are counted and timed by the registry's proxy (the token endpoint included): its
 //! time from each request's arrival to its answer is the `server` share of the wall time, the
 //! same for any client; the rest, `own`, is the tool's process, client and loopback. A crane
-//! pair counts the sum of its wall times and requests and the larger peak RSS.
+//! pair counts the sum of its wall times and requests and the larger peak RSS. Before the first
+//! run every binary compared is written back and dropped from the page cache
+//! (`testbed::measure::drop_from_page_cache`), so both tools map their code from the same state.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -79,8 +81,12 @@ fn main() {
         crane.display()
     );
 
+    // Both tools' binaries start from the same page-cache state (see drop_from_page_cache).
+    for binary in [ours("check"), ours("in"), crane.clone()] {
+        testbed::measure::drop_from_page_cache(&binary);
+    }
     println!(
-        "median of {runs} interleaved runs each (after {WARMUP} warm-up runs), multi-arch tag; {} and {}",
+        "median of {runs} interleaved runs each (after {WARMUP} warm-up runs), multi-arch tag, binaries read back from disk; {} and {}",
         ours("check").display(),
         ours("in").display()
     );

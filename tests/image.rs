@@ -26,6 +26,22 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
+/// The size of the section called `name` (from the section headers, which `strip` keeps).
+fn section_size(elf: &[u8], name: &str) -> Option<u64> {
+    let (headers, entry, count) = (
+        u64_at(elf, 0x28) as usize,
+        u16_at(elf, 0x3a),
+        u16_at(elf, 0x3c),
+    );
+    let header = |i: usize| &elf[headers + i * entry..headers + (i + 1) * entry];
+    let names = u64_at(header(u16_at(elf, 0x3e)), 0x18) as usize;
+    (0..count).map(header).find_map(|h| {
+        let at = names + u32::from_le_bytes(h[..4].try_into().unwrap()) as usize;
+        let end = at + elf[at..].iter().position(|&b| b == 0)?;
+        (&elf[at..end] == name.as_bytes()).then(|| u64_at(h, 0x20))
+    })
+}
+
 /// Why an x86-64 ELF executable would need anything at run time: a program interpreter (the
 /// dynamic loader) or shared libraries (`DT_NEEDED`). Empty for a static(-pie) binary.
 fn dynamic_needs(elf: &[u8]) -> Vec<String> {
@@ -90,6 +106,14 @@ fn the_static_binary_fits_the_size_promise_and_speaks_the_protocol() {
         dynamic_needs(&elf),
         Vec::<String>::new(),
         "{BINARY} is not static"
+    );
+    // link/cold-text.ld moved out's code out of check's way (build.rs passes it to the
+    // linker). Most of out's code is there: less means its name patterns stopped matching.
+    let cold = section_size(&elf, ".text.cold").unwrap_or(0);
+    eprintln!("out-only code (.text.cold): {cold} bytes");
+    assert!(
+        cold > 2_000_000,
+        ".text.cold is {cold} bytes: link/cold-text.ld was not used or matches too little"
     );
     let ca = std::fs::metadata(CA_BUNDLE).map_or(0, |m| m.len());
     let total = elf.len() as u64 + ca;

@@ -8,6 +8,7 @@ pub mod cosign;
 pub mod flux;
 pub mod git;
 pub mod image;
+pub mod measure;
 pub mod process;
 pub mod registry;
 pub mod step;
