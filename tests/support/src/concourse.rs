@@ -8,14 +8,17 @@
 //!
 //! The bundle's `up.sh` starts web, worker and database detached (the worker must run in the
 //! private mount namespace only `up.sh` sets up), so they are not children of the test and do not
-//! die with it: [`Concourse`] runs `down.sh` when dropped, panics included. Only a SIGKILL of the
-//! test leaves them running (`down.sh <state dir>` stops them; the state dir is printed at start).
+//! die with it: [`Concourse`] runs `down.sh` when dropped, panics included, and a guard process
+//! runs it when the test dies without dropping it (SIGKILL, an abort): the guard waits on a pipe
+//! only the test holds, and the kernel closes it however the test ends. The one window left is a
+//! test killed while `up.sh` itself runs (`down.sh <state dir>` then; the state dir is printed).
 
 pub mod rig;
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -83,6 +86,9 @@ pub struct Concourse {
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
     state: TempDir,
+    /// Runs `down.sh` and removes the state dir when its stdin (a pipe only this process holds)
+    /// closes without [`Drop`] having stopped it first.
+    guard: Child,
 }
 
 impl Concourse {
@@ -110,6 +116,18 @@ impl Concourse {
             "the bundle's up.sh failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Its own process group, so a Ctrl-C of the test run (which signals the foreground group)
+        // reaches the test, whose exit then closes the pipe, and not the guard.
+        let guard = Command::new("sh")
+            .args(["-c", r#"read _; "$0" "$1" >/dev/null 2>&1; rm -rf "$1""#])
+            .arg(bundle.dir.join("down.sh"))
+            .arg(state.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the Concourse guard");
         let env: BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -137,6 +155,7 @@ impl Concourse {
                 .build()
                 .expect("tokio runtime"),
             state,
+            guard,
         }
     }
 
@@ -252,6 +271,9 @@ impl Concourse {
 
 impl Drop for Concourse {
     fn drop(&mut self) {
+        // The guard is not needed once down.sh runs here; killed, it runs nothing.
+        let _ = self.guard.kill();
+        let _ = self.guard.wait();
         let started = Instant::now();
         let out = Command::new(self.bundle.dir.join("down.sh"))
             .arg(self.state.path())
