@@ -660,6 +660,41 @@ fn put_waiting(
     (running, pushed, dir)
 }
 
+/// An abort that arrives before the push (here while the put fetches the branch: the Git server
+/// itself sends the SIGTERM as the fetch starts) stops the put there: nothing is pushed, so
+/// nothing is reverted, and the one line says so.
+#[test]
+fn sigterm_before_the_push_pushes_nothing() {
+    let server = GitServer::start();
+    let base = seed(&server);
+    let cp = ControlPlane::shared();
+    let (ns, token) = cluster_web(cp, "gitops-sigterm-fetch", None);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("put.pid");
+    server.on_next_fetch(&format!(
+        "while [ ! -s {0} ]; do sleep 0.01; done; kill -TERM \"$(cat {0})\"\n",
+        pid_file.display()
+    ));
+    let request = json!({
+        "source": source_with_cluster(&server, cp, &ns, &token),
+        "params": {"digest": digest(7), "timeout": "5m"},
+    });
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let running = Running::start(env!("CARGO_BIN_EXE_out"), Some(&work), &request, &[]);
+    std::fs::write(&pid_file, running.pid().to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let result = running.finish();
+    println!("put to exit: {:?}", started.elapsed());
+    result.assert_never_prints(PASSWORD);
+    assert!(!result.ok());
+    assert_eq!(
+        result.error_line(),
+        "error: aborted by SIGTERM before pushing; nothing was pushed"
+    );
+    assert_eq!(server.git(&["rev-parse", "main"]).trim(), base);
+}
+
 /// Concourse aborts a step (`fly abort-build`, a step `timeout:`) with SIGTERM, and SIGKILL 10 s
 /// later. Mid-wait, `out` pushes the revert of its commit at once — the agent must not go on
 /// applying a put that was stopped — says so in one line, and exits.

@@ -79,13 +79,14 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let (repo, deployed) = blocking({
         let (git, image, digest) = (git.clone(), image.clone(), digest.to_string());
         let repository = repository.clone();
+        let abort = watch.as_ref().map(|w| w.abort.clone());
         move || {
             let target = Target {
                 repository: &repository,
                 image: &image,
                 digest: &digest,
             };
-            let deployed = deploy(&repo, &git, &target, &message);
+            let deployed = deploy(&repo, &git, &target, &message, abort.as_ref());
             deployed.map(|d| (repo, d))
         }
     })
@@ -249,7 +250,15 @@ struct Deployed {
 
 /// Fetch the tip, edit, commit, push; on a rejected push (the branch moved) start over from the
 /// new tip, at most [`PUSH_ATTEMPTS`] times.
-fn deploy(repo: &Repo, git: &GitSource, target: &Target, message: &str) -> Result<Deployed> {
+/// `abort` (set when the put will wait, so SIGTERM no longer ends the process): a signal that
+/// arrives while fetching or editing stops the put before its push, so nothing needs reverting.
+fn deploy(
+    repo: &Repo,
+    git: &GitSource,
+    target: &Target,
+    message: &str,
+    abort: Option<&Abort>,
+) -> Result<Deployed> {
     let author = signature(git)?;
     let mut files_changed = Vec::new();
     let mut previous = Vec::new();
@@ -284,6 +293,11 @@ fn deploy(repo: &Repo, git: &GitSource, target: &Target, message: &str) -> Resul
         if changes.is_empty() {
             files_changed = files.iter().map(|f| f.path.clone()).collect();
             return Ok(None);
+        }
+        if let Some(signal) = abort.and_then(Abort::received) {
+            return Err(Error::Rollout(format!(
+                "aborted by {signal} before pushing; nothing was pushed"
+            )));
         }
         repo.commit_files(tip, &changes, message, &author).map(Some)
     })?;

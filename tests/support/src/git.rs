@@ -97,6 +97,7 @@ impl GitServer {
             root,
             "backend.sh",
             r#"[ "$QUERY_STRING" = service=git-receive-pack ]"#,
+            r#"[ "$QUERY_STRING" = service=git-upload-pack ]"#,
             "/usr/lib/git-core/git-http-backend",
         );
 
@@ -203,6 +204,7 @@ $HTTP["url"] =~ "^/git/" {{
             root,
             "git-shell.sh",
             r#"case "$SSH_ORIGINAL_COMMAND" in git-receive-pack*) true;; *) false;; esac"#,
+            r#"case "$SSH_ORIGINAL_COMMAND" in git-upload-pack*) true;; *) false;; esac"#,
             r#"git-shell -c "$SSH_ORIGINAL_COMMAND""#,
         );
         let mut authorized = Vec::new();
@@ -358,6 +360,12 @@ LogLevel VERBOSE
         .unwrap();
     }
 
+    /// Makes the server run the shell `script` when the next fetch starts, before it answers
+    /// (to act on a client exactly while it fetches, e.g. signal it).
+    pub fn on_next_fetch(&self, script: &str) {
+        std::fs::write(self.dir.path().join("fetch.sh"), script).unwrap();
+    }
+
     /// Whether the prepared race has happened.
     pub fn raced(&self) -> bool {
         !self.dir.path().join("race.sh").exists()
@@ -408,18 +416,23 @@ fn repository() -> TempDir {
 
 /// Writes the executable `root/name` that lands the prepared racing commit when `push_starts`
 /// holds (see [`GitServer::race_next_push`]), then execs `serve`.
-fn wrapper(root: &Path, name: &str, push_starts: &str, serve: &str) -> PathBuf {
+fn wrapper(root: &Path, name: &str, push_starts: &str, fetch_starts: &str, serve: &str) -> PathBuf {
     let file = root.join(name);
     std::fs::write(
         &file,
         format!(
             "#!/bin/sh\n\
-             # Lands the prepared racing commit when the next push starts (see race_next_push).\n\
+             # Lands the prepared racing commit when the next push starts (see race_next_push),\n\
+             # and runs the prepared hook when the next fetch starts (see on_next_fetch).\n\
              if {push_starts} && [ -f {race} ]; then\n\
                sh {race} >> {race}.log 2>&1; rm -f {race}\n\
              fi\n\
+             if {fetch_starts} && [ -f {hook} ]; then\n\
+               sh {hook} >> {hook}.log 2>&1; rm -f {hook}\n\
+             fi\n\
              exec {serve}\n",
             race = path(&root.join("race.sh")),
+            hook = path(&root.join("fetch.sh")),
         ),
     )
     .unwrap();

@@ -270,6 +270,11 @@ impl Running {
         }
     }
 
+    /// The step's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends the step a real signal ([`SIGTERM`], as Concourse's worker does on an abort).
     pub fn signal(&self, signal: i32) {
         crate::process::signal(self.child.id(), signal);
