@@ -24,7 +24,7 @@ WORKDIR /src
 # The manifest names tests/support (a workspace member) and the benches, so cargo needs them to
 # load it; only the image's binary is built.
 COPY Cargo.toml Cargo.lock build.rs ./
-# The binary's link layout (build.rs passes it to the linker for musl targets).
+# The binary's link layout and settings (build.rs passes them to the linker for musl targets).
 COPY link link
 COPY bin bin
 COPY src src

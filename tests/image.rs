@@ -115,6 +115,16 @@ fn the_static_binary_fits_the_size_promise_and_speaks_the_protocol() {
         cold > 2_000_000,
         ".text.cold is {cold} bytes: link/cold-text.ld was not used or matches too little"
     );
+    // build.rs also packs the relocations (RELR): a few KB where RELA took 364 KB.
+    let (relr, rela) = (
+        section_size(&elf, ".relr.dyn").unwrap_or(0),
+        section_size(&elf, ".rela.dyn").unwrap_or(0),
+    );
+    eprintln!("relocations: .relr.dyn {relr} bytes, .rela.dyn {rela} bytes");
+    assert!(
+        relr > 0 && rela < 64 * 1024,
+        "relocations not packed: .relr.dyn {relr} bytes, .rela.dyn {rela} bytes"
+    );
     let ca = std::fs::metadata(CA_BUNDLE).map_or(0, |m| m.len());
     let total = elf.len() as u64 + ca;
     eprintln!(
