@@ -475,12 +475,16 @@ mod tests {
     }
 
     fn policy(root: &str) -> KeylessPolicy {
+        policy_result(root).unwrap()
+    }
+
+    /// The policy for the recorded identity and issuer with `root` as the trusted root.
+    fn policy_result(root: &str) -> Result<KeylessPolicy> {
         KeylessPolicy::new(&Keyless {
             identity: IDENTITY.into(),
             issuer: ISSUER.into(),
             trusted_root: root.into(),
         })
-        .unwrap()
     }
 
     fn accepts(policy: &KeylessPolicy, r: &Recorded, payload: &[u8]) -> Result<(), String> {
@@ -588,12 +592,7 @@ mod tests {
         );
 
         root["certificateAuthorities"][0]["validFor"]["start"] = "yesterday".into();
-        let err = KeylessPolicy::new(&Keyless {
-            identity: IDENTITY.into(),
-            issuer: ISSUER.into(),
-            trusted_root: root.to_string(),
-        })
-        .unwrap_err();
+        let err = policy_result(&root.to_string()).unwrap_err();
         assert!(
             err.to_string().starts_with(
                 "source.verify.keyless.trusted_root: a certificateAuthorities validFor time:"
@@ -625,12 +624,7 @@ mod tests {
 
         // No CT log at all: refused before any signature is looked at.
         root["ctlogs"] = serde_json::json!([]);
-        let err = KeylessPolicy::new(&Keyless {
-            identity: IDENTITY.into(),
-            issuer: ISSUER.into(),
-            trusted_root: root.to_string(),
-        })
-        .unwrap_err();
+        let err = policy_result(&root.to_string()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "source.verify.keyless.trusted_root: it has no ECDSA CT log (ctlogs); keyless verification needs all three: give Sigstore's trusted_root.json whole"
