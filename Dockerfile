@@ -34,6 +34,7 @@ RUN target="$(uname -m)-unknown-linux-musl" \
  && rustup target add "$target" \
  && cargo build --release --locked --target "$target" --bin resource \
  && mkdir -p /out/opt/resource \
+ && mkdir -m 1777 /out/tmp \
  && cp "target/$target/release/resource" /out/opt/resource/ \
  && for step in check in out; do ln -s resource "/out/opt/resource/$step"; done
 
@@ -54,7 +55,10 @@ LABEL org.opencontainers.image.title="image-rollout-resource" \
 # rustls reads the system roots from this file (SSL_CERT_FILE makes the lookup explicit).
 COPY --from=binaries /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
-COPY --from=binaries /out/opt/resource /opt/resource
+# /opt/resource, and an empty /tmp (mode 1777, kept by COPY for what is inside the source): a check
+# remembers there how the registry asked to be authenticated, for the next checks of the resource,
+# which Concourse runs in the same container (src/registry/remembered.rs).
+COPY --from=binaries /out/ /
 # Root *inside* the container, on purpose. Concourse runs a resource as its image's user and mounts
 # the step's directories owned by root (concourse/concourse#403), so as any other user `in` could
 # not write its `repository`/`digest` files; Concourse's own resource images set `USER root` for

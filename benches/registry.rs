@@ -49,12 +49,25 @@ struct Step {
     command: Command,
     stdin: String,
     expect: String,
-    /// `in`'s directory (its argument), made afresh and empty before each run, untimed: Concourse
-    /// gives every get step a new empty volume. Reusing one directory would time the truncation
-    /// of the previous run's five files instead, which on the development machine's ext4 (mounted
-    /// with `discard`, other builds writing) added a median 5 ms to `in`.
-    dir: Option<PathBuf>,
+    /// Directories made afresh and empty before each run, untimed. `in`'s (its argument):
+    /// Concourse gives every get step a new empty volume; reusing one directory would time the
+    /// truncation of the previous run's five files instead, which on the development machine's
+    /// ext4 (mounted with `discard`, other builds writing) added a median 5 ms to `in`. And the
+    /// `TMPDIR` of a step that runs as in a new container (see [`Tmp`]).
+    fresh: Vec<PathBuf>,
 }
+
+/// The `TMPDIR` of one of our steps, where a check remembers the registry's auth challenge
+/// (src/registry/remembered.rs): new and empty each run, as for the first check in a new check
+/// container (and for every get), or kept across runs, as for the later checks Concourse runs in
+/// the same container (for 5 minutes to an hour).
+enum Tmp {
+    Fresh(PathBuf),
+    Kept(PathBuf),
+}
+
+/// The name of the check that runs as a container's later checks do.
+const LATER: &str = "check, later in container";
 
 /// A tool: one process, or (crane's answer to `in`) two run one after the other.
 struct Tool {
@@ -109,13 +122,37 @@ fn main() {
         let scratch = tempfile::tempdir().expect("tempdir");
         let crane = Crane::new(registry, &crane, scratch.path());
         let source = source(registry);
+        let fresh = |name: &str| Tmp::Fresh(scratch.path().join(name));
         let mut checks = vec![
             Tool {
                 name: "check",
-                steps: vec![ours_step(&ours("check"), None, &source, None, &digest)],
+                steps: vec![ours_step(
+                    &ours("check"),
+                    None,
+                    &source,
+                    None,
+                    &digest,
+                    fresh("check"),
+                )],
             },
             crane.tool("crane digest", &[&["digest"]], ":main", &digest),
         ];
+        // Where the later check pays less: a registry that asks for credentials. Its warm-up runs
+        // leave the challenge remembered.
+        if registry.credentials().is_some() {
+            let kept = Tmp::Kept(scratch.path().join("kept"));
+            checks.push(Tool {
+                name: LATER,
+                steps: vec![ours_step(
+                    &ours("check"),
+                    None,
+                    &source,
+                    None,
+                    &digest,
+                    kept,
+                )],
+            });
+        }
         // What the system bundle costs when it is needed (a public registry): the same check
         // trusting the CA only through SSL_CERT_FILE = the system bundle plus the CA.
         if let Some(ca) = registry.ca_pem() {
@@ -124,7 +161,14 @@ fn main() {
             std::fs::write(&bundle, format!("{system}\n{ca}")).expect("bundle");
             let mut without = source.clone();
             without["ca_certs"] = json!([]);
-            let mut step = ours_step(&ours("check"), None, &without, None, &digest);
+            let mut step = ours_step(
+                &ours("check"),
+                None,
+                &without,
+                None,
+                &digest,
+                fresh("bundle"),
+            );
             step.command.env("SSL_CERT_FILE", &bundle);
             checks.push(Tool {
                 name: "check, CA via bundle",
@@ -147,6 +191,7 @@ fn main() {
                     &verifying(&source, &key),
                     None,
                     &digest,
+                    fresh("verify"),
                 )],
             });
         }
@@ -161,6 +206,7 @@ fn main() {
                         &source,
                         Some(&digest),
                         &digest,
+                        fresh("in-tmp"),
                     )],
                 },
                 crane.tool(
@@ -194,16 +240,10 @@ fn main() {
                     [requests, ms(s.wall), ms(s.server), ms(s.own), rss],
                 );
             }
-            let ratio = |x: f64, y: f64| format!("{:.2}", x / y);
-            let time = |f: fn(&Sample) -> Duration| ratio(f(&a).as_secs_f64(), f(&b).as_secs_f64());
-            let ratios = [
-                ratio(a.requests as f64, b.requests as f64),
-                time(|s| s.wall),
-                time(|s| s.server),
-                time(|s| s.own),
-                ratio(a.rss_kib as f64, b.rss_kib as f64),
-            ];
-            row(label, "ratio", ratios);
+            row(label, "ratio", ratios(&a, &b));
+            if let Some(later) = group.iter().position(|t| t.name == LATER) {
+                row(label, "ratio, later", ratios(&summaries[later], &b));
+            }
             if group.get(2).is_some_and(|t| t.name == "check+verify") {
                 let verified = &summaries[2];
                 let more = |f: fn(&Sample) -> Duration| {
@@ -223,6 +263,19 @@ fn main() {
         }
     }
     keyless_cost();
+}
+
+/// Each figure of `a` as a multiple of `b`'s.
+fn ratios(a: &Sample, b: &Sample) -> [String; 5] {
+    let ratio = |x: f64, y: f64| format!("{:.2}", x / y);
+    let time = |f: fn(&Sample) -> Duration| ratio(f(a).as_secs_f64(), f(b).as_secs_f64());
+    [
+        ratio(a.requests as f64, b.requests as f64),
+        time(|s| s.wall),
+        time(|s| s.server),
+        time(|s| s.own),
+        ratio(a.rss_kib as f64, b.rss_kib as f64),
+    ]
 }
 
 /// One line of the table.
@@ -314,9 +367,21 @@ fn ours_step(
     source: &Value,
     version: Option<&str>,
     expect: &str,
+    tmp: Tmp,
 ) -> Step {
     let mut command = Command::new(binary);
     command.args(dir);
+    let mut fresh: Vec<PathBuf> = dir.map(Path::to_path_buf).into_iter().collect();
+    match tmp {
+        Tmp::Fresh(path) => {
+            command.env("TMPDIR", &path);
+            fresh.push(path);
+        }
+        Tmp::Kept(path) => {
+            std::fs::create_dir_all(&path).expect("the kept TMPDIR");
+            command.env("TMPDIR", &path);
+        }
+    }
     let mut request = json!({ "source": source });
     if let Some(digest) = version {
         request["version"] = json!({ "digest": digest });
@@ -325,7 +390,7 @@ fn ours_step(
         command,
         stdin: request.to_string(),
         expect: expect.into(),
-        dir: dir.map(Path::to_path_buf),
+        fresh,
     }
 }
 
@@ -383,7 +448,7 @@ impl Crane {
                     command,
                     stdin: String::new(),
                     expect: expect.into(),
-                    dir: None,
+                    fresh: Vec::new(),
                 }
             })
             .collect();
@@ -413,11 +478,11 @@ fn run(registry: &Registry, tool: &mut Tool) -> Sample {
 }
 
 fn run_step(name: &str, step: &mut Step) -> (Duration, u64) {
-    if let Some(dir) = &step.dir {
+    for dir in &step.fresh {
         if dir.exists() {
             std::fs::remove_dir_all(dir).expect("remove the last run's directory");
         }
-        std::fs::create_dir(dir).expect("a fresh directory for in");
+        std::fs::create_dir(dir).expect("a fresh directory");
     }
     let rss = tempfile::NamedTempFile::new().expect("tempfile");
     let mut timed = Command::new("/usr/bin/time");

@@ -277,6 +277,17 @@ fn a_wrong_registry_password_fails_the_check_clearly(rig: &Rig, seen: &mut Seen)
     rig.set_pipeline(&[]);
     let out = rig.concourse.fly(&check);
     assert!(out.status.success(), "{}", seen.keep(&out));
+
+    // Concourse runs a resource's checks in one container (for 5 minutes to an hour): the next
+    // check answers the registry's Basic challenge before it is asked, in one request.
+    rig.apps.reset_requests();
+    let out = rig.concourse.fly(&check);
+    assert!(out.status.success(), "{}", seen.keep(&out));
+    let requests = rig.apps.requests();
+    assert!(
+        requests.len() == 1 && requests[0].starts_with("HEAD ") && requests[0].ends_with(" 200"),
+        "{requests:?}"
+    );
 }
 
 /// `fly abort-build` mid-rollout: Concourse sends the put SIGTERM, `out` restores the pod template

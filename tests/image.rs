@@ -4,6 +4,7 @@
 //! There is no Docker engine here: `testbed::image` builds the binaries the way the Dockerfile's
 //! builder stage does and the Dockerfile's final stage around them with buildah.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use testbed::image::{
@@ -224,6 +225,10 @@ fn buildah_builds_the_dockerfile_into_a_working_image() {
         );
     }
     assert!(size <= MAX_IMAGE_BYTES, "{size} bytes");
+    // Where a check remembers a registry's challenge for the container's next checks.
+    let tmp = std::fs::symlink_metadata(rootfs.join("tmp")).expect("/tmp in the image");
+    assert!(tmp.is_dir(), "/tmp is a directory");
+    assert_eq!(tmp.permissions().mode() & 0o7777, 0o1777, "/tmp's mode");
 
     // Each step runs inside the image as Concourse runs it: stdin, argv, the failure contract.
     for name in STEPS {

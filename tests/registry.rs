@@ -4,6 +4,8 @@
 //!
 //! Each test starts its own registry, so they run in parallel.
 
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -224,6 +226,184 @@ fn private_registry_without_credentials_says_so() {
         error.contains("requires a username and password"),
         "{error}"
     );
+}
+
+// ---- later checks in the same check container ----
+
+/// Runs `check` as the next check in a container whose temp dir is `tmp`: Concourse keeps a
+/// resource's check container for 5 minutes to an hour, so its checks share one file system.
+fn check_in_container(tmp: &Path, source: &Value, version: Option<&str>) -> StepResult {
+    let mut request = json!({ "source": source });
+    if let Some(digest) = version {
+        request["version"] = json!({ "digest": digest });
+    }
+    let tmp = tmp.to_str().expect("UTF-8 temp dir");
+    step::run(CHECK, None, &request, &[("TMPDIR", tmp)])
+}
+
+/// The one challenge remembered under `tmp`: its file and what it holds.
+fn remembered(tmp: &Path) -> (PathBuf, Value) {
+    let dirs: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let files: Vec<_> = std::fs::read_dir(&dirs[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let entry = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).expect("JSON entry");
+    (files[0].clone(), entry)
+}
+
+/// Points the remembered challenge in `tmp` at `server`'s token endpoint.
+fn remember_realm(tmp: &Path, server: &Registry) {
+    let (file, mut entry) = remembered(tmp);
+    entry["realm"] = format!("http://{}/token", server.host()).into();
+    std::fs::write(file, entry.to_string()).unwrap();
+}
+
+#[test]
+fn later_checks_in_a_container_answer_the_challenge_before_asking() {
+    let basic = Auth::Basic(credentials());
+    let token = Auth::Token(Some(credentials()));
+    let head = "HEAD /v2/app/manifests/latest 200";
+    for (auth, first, later) in [
+        (basic, 2, vec![head]),
+        (token, 3, vec!["GET /token 200", head]),
+    ] {
+        let registry = Registry::start(auth.clone());
+        let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+        let source = source(&registry, "app");
+        let tmp = tempfile::tempdir().unwrap();
+
+        assert_eq!(
+            versions(&check_in_container(tmp.path(), &source, None)),
+            [v1.as_str()]
+        );
+        assert_eq!(registry.requests().len(), first, "{auth:?}");
+        registry.reset_requests();
+        let result = check_in_container(tmp.path(), &source, Some(&v1));
+        assert_eq!(versions(&result), [v1.as_str()]);
+        assert_eq!(registry.requests(), later, "{auth:?}");
+        result.assert_never_prints(&credentials().password);
+
+        // How the registry asked is kept, privately; never what was answered.
+        let (file, entry) = remembered(tmp.path());
+        let keys: Vec<_> = entry.as_object().unwrap().keys().cloned().collect();
+        assert!(
+            keys.iter()
+                .all(|k| ["scheme", "realm", "service"].contains(&k.as_str())),
+            "{auth:?}: {entry}"
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(&credentials().password), "{text}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+}
+
+#[test]
+fn a_stale_remembered_realm_costs_one_token_request_and_is_replaced() {
+    let registry = Registry::start(Auth::Token(Some(credentials())));
+    // Another registry's token server: it issues tokens this registry does not accept.
+    let elsewhere = Registry::start(Auth::Token(Some(credentials())));
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let source = source(&registry, "app");
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(
+        versions(&check_in_container(tmp.path(), &source, None)),
+        [v1.as_str()]
+    );
+
+    remember_realm(tmp.path(), &elsewhere);
+    registry.reset_requests();
+    assert_eq!(
+        versions(&check_in_container(tmp.path(), &source, None)),
+        [v1.as_str()]
+    );
+    assert_eq!(elsewhere.requests(), ["GET /token 200"]);
+    let challenged = [
+        "HEAD /v2/app/manifests/latest 401",
+        "GET /token 200",
+        "HEAD /v2/app/manifests/latest 200",
+    ];
+    assert_eq!(registry.requests(), challenged);
+    let (_, entry) = remembered(tmp.path());
+    assert_eq!(entry["realm"], format!("http://{}/token", registry.host()));
+
+    // A realm that no longer answers is tried once, not retried for a minute.
+    let (file, mut entry) = remembered(tmp.path());
+    entry["realm"] = "http://127.0.0.1:1/token".into();
+    std::fs::write(file, entry.to_string()).unwrap();
+    registry.reset_requests();
+    let result = check_in_container(tmp.path(), &source, None);
+    assert_eq!(versions(&result), [v1.as_str()]);
+    assert_eq!(registry.requests(), challenged);
+    assert!(!result.stderr.contains("retrying"), "{}", result.stderr);
+}
+
+#[test]
+fn a_remembered_realm_that_refuses_the_password_is_asked_once() {
+    let registry = Registry::start(Auth::Token(Some(credentials())));
+    registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let mut source = source(&registry, "app");
+    let tmp = tempfile::tempdir().unwrap();
+    check_in_container(tmp.path(), &source, None).json();
+
+    source["password"] = WRONG_PASSWORD.into();
+    registry.reset_requests();
+    let result = check_in_container(tmp.path(), &source, None);
+    let error = result.error_line();
+    assert!(error.contains(&registry.host()), "{error}");
+    assert!(error.contains("HTTP 401"), "{error}");
+    assert!(error.contains("source.password"), "{error}");
+    result.assert_never_prints(WRONG_PASSWORD);
+    // The refused token, then the registry naming that same realm: not a second token request.
+    assert_eq!(
+        registry.requests(),
+        ["GET /token 401", "HEAD /v2/app/manifests/latest 401"]
+    );
+}
+
+#[test]
+fn a_temp_dir_others_could_write_never_decides_where_credentials_go() {
+    let registry = Registry::start(Auth::Token(Some(credentials())));
+    // Stands in for a server that collects credentials: it logs every request it gets.
+    let collector = Registry::start(Auth::Token(Some(credentials())));
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let source = source(&registry, "app");
+    let tmp = tempfile::tempdir().unwrap();
+    check_in_container(tmp.path(), &source, None).json();
+    remember_realm(tmp.path(), &collector);
+    let (file, _) = remembered(tmp.path());
+    let dir = file.parent().unwrap();
+
+    // Writable by anyone (another user could have planted the entry), or (as root, which can
+    // hand it over) owned by someone else: not used.
+    let mut untrusted = vec![std::fs::Permissions::from_mode(0o777)];
+    if std::fs::metadata(tmp.path()).unwrap().uid() == 0 {
+        untrusted.push(std::fs::Permissions::from_mode(0o700));
+    }
+    for (i, permissions) in untrusted.into_iter().enumerate() {
+        std::fs::set_permissions(dir, permissions).unwrap();
+        if i == 1 {
+            std::os::unix::fs::chown(dir, Some(65534), None).unwrap();
+        }
+        registry.reset_requests();
+        assert_eq!(
+            versions(&check_in_container(tmp.path(), &source, None)),
+            [v1.as_str()]
+        );
+        assert_eq!(registry.requests().len(), 3, "{:?}", registry.requests());
+        assert!(
+            collector.requests().is_empty(),
+            "{:?}",
+            collector.requests()
+        );
+    }
 }
 
 // ---- multi-arch ----

@@ -2,8 +2,9 @@
 //!
 //! Registries announce how they want to be authenticated only when they refuse a request, so the
 //! client goes straight to the manifest and answers the challenge it gets back (no `/v2/` ping).
-//! For the two registries whose token realm is public knowledge (ghcr.io and Docker Hub) the token
-//! can be fetched before the first request, saving one round trip per check.
+//! For the two registries whose token realm is public knowledge (ghcr.io and Docker Hub), and for
+//! any registry whose challenge a previous check in the same container saw (remembered.rs), the
+//! credential is prepared before the first request, saving one round trip per check.
 
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
@@ -51,6 +52,23 @@ impl Challenge {
             service: get("service"),
             scope: get("scope"),
         })
+    }
+
+    /// Whether both challenges send the credentials to the same place the same way (the scope,
+    /// which names the repository, aside).
+    pub fn same_server(&self, other: &Challenge) -> bool {
+        match (self, other) {
+            (Challenge::Basic, Challenge::Basic) => true,
+            (
+                Challenge::Bearer { realm, service, .. },
+                Challenge::Bearer {
+                    realm: r,
+                    service: s,
+                    ..
+                },
+            ) => realm == r && service == s,
+            _ => false,
+        }
     }
 
     /// The realm a well-known registry will name in its challenge, so its token can be fetched

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod manifest;
 pub mod reference;
+mod remembered;
 mod tls;
 
 use std::cell::Cell;
@@ -26,6 +27,7 @@ use crate::config::{Certificates, Digest, Secret, Source};
 use crate::error::{Error, Result};
 use auth::Challenge;
 use reference::Reference;
+use remembered::Remembered;
 
 /// Every manifest type a tag may point at. ghcr.io answers 404 to an Accept list without the OCI
 /// index type when the tag is multi-arch, so all four are always sent.
@@ -121,7 +123,10 @@ pub struct Registry {
     /// The `Authorization` header value that last worked (or was issued); reused for every
     /// request of the process.
     authorization: Mutex<Option<HeaderValue>>,
-    known_realm_tried: Cell<bool>,
+    /// Whether the first request was prepared from a challenge known before any answer.
+    guessed: Cell<bool>,
+    /// The challenge this registry answered a previous process with (see remembered.rs).
+    remembered: Remembered,
 }
 
 /// Bounds on every request of a [`client`].
@@ -222,10 +227,11 @@ impl Registry {
         Ok(Registry {
             http,
             base: format!("{scheme}://{}/v2/{}", name.host, name.path),
+            remembered: Remembered::new(scheme, &name.host),
             name,
             credentials,
             authorization: Mutex::new(None),
-            known_realm_tried: Cell::new(false),
+            guessed: Cell::new(false),
         })
     }
 
@@ -381,14 +387,7 @@ impl Registry {
         accept: &str,
     ) -> Result<Response> {
         let url = format!("{}/{path}", self.base);
-        if !self.known_realm_tried.replace(true)
-            && let Some(challenge) = Challenge::known(&self.name.host)
-        {
-            // Best effort: a failure here only means the ordinary 401 path below will run.
-            if let Ok(value) = self.answer(&challenge).await {
-                *self.authorization.lock().expect("not poisoned") = Some(value);
-            }
-        }
+        let refused = self.answer_before_asked().await;
         let resp = self.send(what, &method, &url, accept).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
@@ -402,7 +401,14 @@ impl Registry {
                 server: self.name.host.clone(),
                 what: format!("{what}: HTTP 401 without a usable WWW-Authenticate challenge"),
             })?;
-        let value = self.answer(&challenge).await?;
+        // The credentials were refused by this very realm a moment ago: asking again would
+        // only repeat the refusal.
+        if let Some((guess, error)) = refused
+            && guess.same_server(&challenge)
+        {
+            return Err(error);
+        }
+        let value = self.answer(&challenge, Attempts::Retried).await?;
         *self.authorization.lock().expect("not poisoned") = Some(value);
         let resp = self.send(what, &method, &url, accept).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
@@ -412,11 +418,31 @@ impl Registry {
                 what: format!("{what}: credentials refused (HTTP 401{detail})"),
             });
         }
+        self.remembered.store(&challenge);
         Ok(resp)
     }
 
+    /// Before the process's first request: answers the challenge the registry is known to make
+    /// (ghcr.io, Docker Hub) or made a previous process, so the first request carries its
+    /// credential. One attempt, best effort: on any failure the ordinary 401 path runs, and a
+    /// refusal is handed back so that path need not ask the same realm twice.
+    async fn answer_before_asked(&self) -> Option<(Challenge, Error)> {
+        if self.guessed.replace(true) {
+            return None;
+        }
+        let challenge = Challenge::known(&self.name.host).or_else(|| self.remembered.load())?;
+        match self.answer(&challenge, Attempts::Once).await {
+            Ok(value) => {
+                *self.authorization.lock().expect("not poisoned") = Some(value);
+                None
+            }
+            Err(error @ Error::Unauthorized { .. }) => Some((challenge, error)),
+            Err(_) => None,
+        }
+    }
+
     /// Turns a challenge into an `Authorization` header value.
-    async fn answer(&self, challenge: &Challenge) -> Result<HeaderValue> {
+    async fn answer(&self, challenge: &Challenge, attempts: Attempts) -> Result<HeaderValue> {
         match challenge {
             Challenge::Basic => {
                 let Some((user, password)) = &self.credentials else {
@@ -449,17 +475,21 @@ impl Registry {
                     q.append_pair("scope", &scope);
                 }
                 let what = format!("token from {}", url.host_str().unwrap_or(realm));
-                let resp = self
-                    .retrying(&what, || {
-                        let req = self.http.get(url.clone());
-                        match &self.credentials {
-                            Some((user, password)) => {
-                                req.header(AUTHORIZATION, basic(user, password))
-                            }
-                            None => req,
-                        }
-                    })
-                    .await?;
+                let request = || {
+                    let req = self.http.get(url.clone());
+                    match &self.credentials {
+                        Some((user, password)) => req.header(AUTHORIZATION, basic(user, password)),
+                        None => req,
+                    }
+                };
+                let resp = match attempts {
+                    Attempts::Retried => self.retrying(&what, request).await?,
+                    Attempts::Once => {
+                        let started = Instant::now();
+                        classify(request().send().await)
+                            .map_err(|e| self.final_error(&what, e, 1, started.elapsed()))?
+                    }
+                };
                 match resp.status() {
                     s if s.is_success() => {}
                     s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
@@ -583,6 +613,15 @@ pub fn basic(user: &str, password: &Secret) -> HeaderValue {
         HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header");
     value.set_sensitive(true);
     value
+}
+
+/// How hard to try a request.
+#[derive(Clone, Copy)]
+enum Attempts {
+    /// Again while the failure is transient ([`Registry::retrying`]).
+    Retried,
+    /// Once: a guess, with the ordinary path behind it.
+    Once,
 }
 
 /// Why one attempt failed. `Unreachable` and `Transient` are worth another attempt. `Untrusted`

@@ -6,6 +6,7 @@
 //! The release build (fat LTO) takes minutes from cold: it runs once per test binary, in its own
 //! target directory so it never waits on the debug build's lock.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -154,14 +155,13 @@ pub fn build(version: &str, revision: &str) {
 
     // The image the Dockerfile's builder stage would be: binary, links and CA bundle at its paths.
     let staging = tempfile::tempdir().expect("tempdir");
-    let staged = steps_dir(staging.path());
+    let out = staging.path().join("out");
+    steps_dir(&out);
+    let tmp = out.join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir tmp");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
     let stage = buildah_ok(&["from", "scratch"]);
-    buildah_ok(&[
-        "copy",
-        &stage,
-        staged.to_str().unwrap(),
-        "/out/opt/resource",
-    ]);
+    buildah_ok(&["copy", &stage, out.to_str().unwrap(), "/out"]);
     buildah_ok(&["copy", &stage, CA_BUNDLE, CA_BUNDLE]);
     buildah_ok(&["commit", "--rm", &stage, BINARIES_TAG]);
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 pub use libc::{SIGINT, SIGTERM};
 
 /// What one step printed and how it ended.
@@ -97,7 +99,8 @@ pub fn run(
 
 /// Runs `binary` with raw text on stdin (for malformed-input tests).
 pub fn run_raw(binary: &str, dir: Option<&Path>, stdin: &str, env: &[(&str, &str)]) -> StepResult {
-    finish(spawn(command(binary, dir, env), stdin))
+    let (command, _tmp) = command(binary, dir, env);
+    finish(spawn(command, stdin))
 }
 
 /// Runs `binary` as in a pod with a service account: in a private mount namespace with a tmpfs
@@ -141,8 +144,9 @@ exec "$@""#;
         ])
         .arg(staged.path())
         .arg(binary)
-        .arg(dir)
-        .envs(env.iter().copied());
+        .arg(dir);
+    let _tmp = own_tmp(&mut command);
+    command.envs(env.iter().copied());
     finish(spawn(command, &request.to_string()))
 }
 
@@ -167,7 +171,8 @@ pub fn run_measured(
     env: &[(&str, &str)],
 ) -> Measured {
     let started = std::time::Instant::now();
-    let mut child = spawn(command(binary, dir, env), &request.to_string());
+    let (command, _tmp) = command(binary, dir, env);
+    let mut child = spawn(command, &request.to_string());
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let err = std::thread::spawn(move || {
@@ -196,10 +201,21 @@ pub fn run_measured(
     }
 }
 
-fn command(binary: &str, dir: Option<&Path>, env: &[(&str, &str)]) -> Command {
+fn command(binary: &str, dir: Option<&Path>, env: &[(&str, &str)]) -> (Command, TempDir) {
     let mut command = Command::new(binary);
-    command.args(dir).envs(env.iter().copied());
-    command
+    command.args(dir);
+    let tmp = own_tmp(&mut command);
+    command.envs(env.iter().copied());
+    (command, tmp)
+}
+
+/// A `TMPDIR` of the step's own (unless `env` sets one), removed with the returned directory:
+/// the steps remember registries' auth challenges there (src/registry/remembered.rs), which
+/// must neither outlive a test nor carry over from one test to the next.
+fn own_tmp(command: &mut Command) -> TempDir {
+    let tmp = tempfile::tempdir().expect("a TMPDIR for the step");
+    command.env("TMPDIR", tmp.path());
+    tmp
 }
 
 /// Starts `command` with `stdin` written and closed, stdout and stderr piped.
@@ -234,6 +250,7 @@ pub struct Running {
     stderr: BufReader<ChildStderr>,
     /// stderr read so far.
     log: String,
+    _tmp: TempDir,
 }
 
 impl Running {
@@ -243,12 +260,14 @@ impl Running {
         request: &serde_json::Value,
         env: &[(&str, &str)],
     ) -> Running {
-        let mut child = spawn(command(binary, dir, env), &request.to_string());
+        let (command, tmp) = command(binary, dir, env);
+        let mut child = spawn(command, &request.to_string());
         let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
         Running {
             child,
             stderr,
             log: String::new(),
+            _tmp: tmp,
         }
     }
 
