@@ -4,14 +4,17 @@
 //! interleaved runs and as ratios, for an open, a token and a TLS registry with its own CA; and
 //! `check` with `source.verify` (the tag's index signed by the real cosign with a key) on the
 //! open and token registries, and the CPU of one keyless verification, to show what
-//! verification costs per check.
+//! verification costs per check. On the token registry also `check` as the later checks of a
+//! Concourse check container run it, with the registry's challenge remembered (see [`Tmp`]).
 //!
 //!     cargo bench --bench registry            # IRR_BENCH_RUNS=30 by default
 //!
 //! `cargo bench` builds `check` and `in` with the release settings (`IRR_BENCH_BIN=<dir>` runs
 //! the `check` and `in` in that directory instead, e.g. an older build). crane comes from
-//! scripts/tools.sh; peak RSS is measured by `/usr/bin/time -f %M`, which wraps both tools alike,
-//! and requests are counted and timed by the registry's proxy (the token endpoint included): its
+//! scripts/tools.sh. Each run runs every process twice: once spawned directly, for the wall time
+//! and the requests, and once under `/usr/bin/time -f %M` for the peak RSS (the wrapper's own fork
+//! and exec would add 1.0 ms to our wall time and 1.5 ms to crane's). Requests are counted and
+//! timed by the registry's proxy (the token endpoint included): its
 //! time from each request's arrival to its answer is the `server` share of the wall time, the
 //! same for any client; the rest, `own`, is the tool's process, client and loopback. A crane
 //! pair counts the sum of its wall times and requests and the larger peak RSS. Before the first
@@ -456,49 +459,73 @@ impl Crane {
     }
 }
 
-/// Runs each step of `tool` once under `/usr/bin/time` and checks its output.
+/// Runs each step of `tool` twice, checking its output: spawned directly for the wall time, the
+/// requests and the registry's share, then under `/usr/bin/time` for the peak RSS.
 fn run(registry: &Registry, tool: &mut Tool) -> Sample {
     registry.reset_requests();
-    let mut total = Sample {
-        requests: 0,
-        wall: Duration::ZERO,
-        server: Duration::ZERO,
-        own: Duration::ZERO,
-        rss_kib: 0,
-    };
+    let mut wall = Duration::ZERO;
     for step in &mut tool.steps {
-        let (wall, rss_kib) = run_step(tool.name, step);
-        total.wall += wall;
-        total.rss_kib = total.rss_kib.max(rss_kib);
+        wall += run_step(tool.name, step, Measure::Wall);
     }
-    total.requests = registry.requests().len();
-    total.server = registry.answering();
-    total.own = total.wall.saturating_sub(total.server);
-    total
+    let requests = registry.requests().len();
+    let server = registry.answering();
+    let mut rss_kib = 0;
+    for step in &mut tool.steps {
+        let rss = tempfile::NamedTempFile::new().expect("tempfile");
+        run_step(tool.name, step, Measure::PeakRss(rss.path()));
+        let kib = std::fs::read_to_string(rss.path())
+            .expect("time's output")
+            .trim()
+            .parse()
+            .expect("peak RSS in KiB");
+        rss_kib = rss_kib.max(kib);
+    }
+    Sample {
+        requests,
+        wall,
+        server,
+        own: wall.saturating_sub(server),
+        rss_kib,
+    }
 }
 
-fn run_step(name: &str, step: &mut Step) -> (Duration, u64) {
+/// What one run of a step measures.
+enum Measure<'a> {
+    /// The time from spawning the process to its exit.
+    Wall,
+    /// The peak RSS, written by `/usr/bin/time` to this file.
+    PeakRss(&'a Path),
+}
+
+/// Runs `step` once (in fresh directories) and returns its wall time.
+fn run_step(name: &str, step: &mut Step, measure: Measure) -> Duration {
     for dir in &step.fresh {
         if dir.exists() {
             std::fs::remove_dir_all(dir).expect("remove the last run's directory");
         }
         std::fs::create_dir(dir).expect("a fresh directory");
     }
-    let rss = tempfile::NamedTempFile::new().expect("tempfile");
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .args(["-f", "%M", "-o"])
-        .arg(rss.path())
-        .arg(step.command.get_program())
+    let mut command = match measure {
+        Measure::Wall => Command::new(step.command.get_program()),
+        Measure::PeakRss(output) => {
+            let mut timed = Command::new("/usr/bin/time");
+            timed
+                .args(["-f", "%M", "-o"])
+                .arg(output)
+                .arg(step.command.get_program());
+            timed
+        }
+    };
+    command
         .args(step.command.get_args())
         .envs(step.command.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = timed
-        .spawn()
-        .expect("cannot run /usr/bin/time; install the time package");
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!("cannot run {command:?} (/usr/bin/time is the time package): {e}")
+    });
     child
         .stdin
         .take()
@@ -514,12 +541,7 @@ fn run_step(name: &str, step: &mut Step) -> (Duration, u64) {
         step.expect,
         String::from_utf8_lossy(&out.stderr)
     );
-    let rss_kib = std::fs::read_to_string(rss.path())
-        .expect("time's output")
-        .trim()
-        .parse()
-        .expect("peak RSS in KiB");
-    (wall, rss_kib)
+    wall
 }
 
 /// The median of each figure on its own.
