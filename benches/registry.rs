@@ -126,35 +126,18 @@ fn main() {
         let crane = Crane::new(registry, &crane, scratch.path());
         let source = source(registry);
         let fresh = |name: &str| Tmp::Fresh(scratch.path().join(name));
+        let check = |name, tmp| Tool {
+            name,
+            steps: vec![ours_step(&ours("check"), None, &source, None, &digest, tmp)],
+        };
         let mut checks = vec![
-            Tool {
-                name: "check",
-                steps: vec![ours_step(
-                    &ours("check"),
-                    None,
-                    &source,
-                    None,
-                    &digest,
-                    fresh("check"),
-                )],
-            },
+            check("check", fresh("check")),
             crane.tool("crane digest", &[&["digest"]], ":main", &digest),
         ];
         // Where the later check pays less: a registry that asks for credentials. Its warm-up runs
         // leave the challenge remembered.
         if registry.credentials().is_some() {
-            let kept = Tmp::Kept(scratch.path().join("kept"));
-            checks.push(Tool {
-                name: LATER,
-                steps: vec![ours_step(
-                    &ours("check"),
-                    None,
-                    &source,
-                    None,
-                    &digest,
-                    kept,
-                )],
-            });
+            checks.push(check(LATER, Tmp::Kept(scratch.path().join("kept"))));
         }
         // What the system bundle costs when it is needed (a public registry): the same check
         // trusting the CA only through SSL_CERT_FILE = the system bundle plus the CA.

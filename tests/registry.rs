@@ -257,6 +257,32 @@ fn remembered(tmp: &Path) -> (PathBuf, Value) {
     (files[0].clone(), entry)
 }
 
+/// A token registry with `app:latest` (`v1`), a second token server (`other`), and a check
+/// container's temp dir whose first check remembered the registry's challenge.
+struct Warm {
+    registry: Registry,
+    other: Registry,
+    v1: String,
+    source: Value,
+    tmp: tempfile::TempDir,
+}
+
+fn warm_container() -> Warm {
+    let registry = Registry::start(Auth::Token(Some(credentials())));
+    let other = Registry::start(Auth::Token(Some(credentials())));
+    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
+    let source = source(&registry, "app");
+    let tmp = tempfile::tempdir().unwrap();
+    check_in_container(tmp.path(), &source, None).json();
+    Warm {
+        registry,
+        other,
+        v1,
+        source,
+        tmp,
+    }
+}
+
 /// Points the remembered challenge in `tmp` at `server`'s token endpoint.
 fn remember_realm(tmp: &Path, server: &Registry) {
     let (file, mut entry) = remembered(tmp);
@@ -307,16 +333,14 @@ fn later_checks_in_a_container_answer_the_challenge_before_asking() {
 
 #[test]
 fn a_stale_remembered_realm_costs_one_token_request_and_is_replaced() {
-    let registry = Registry::start(Auth::Token(Some(credentials())));
-    // Another registry's token server: it issues tokens this registry does not accept.
-    let elsewhere = Registry::start(Auth::Token(Some(credentials())));
-    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
-    let source = source(&registry, "app");
-    let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(
-        versions(&check_in_container(tmp.path(), &source, None)),
-        [v1.as_str()]
-    );
+    // The other token server issues tokens this registry does not accept.
+    let Warm {
+        registry,
+        other: elsewhere,
+        v1,
+        source,
+        tmp,
+    } = warm_container();
 
     remember_realm(tmp.path(), &elsewhere);
     registry.reset_requests();
@@ -370,13 +394,15 @@ fn a_remembered_realm_that_refuses_the_password_is_asked_once() {
 
 #[test]
 fn a_temp_dir_others_could_write_never_decides_where_credentials_go() {
-    let registry = Registry::start(Auth::Token(Some(credentials())));
-    // Stands in for a server that collects credentials: it logs every request it gets.
-    let collector = Registry::start(Auth::Token(Some(credentials())));
-    let v1 = registry.push(&Layout::image(&ImageSpec::new("v1")), "app", "latest");
-    let source = source(&registry, "app");
-    let tmp = tempfile::tempdir().unwrap();
-    check_in_container(tmp.path(), &source, None).json();
+    // The other token server stands in for one that collects credentials: it logs every
+    // request it gets.
+    let Warm {
+        registry,
+        other: collector,
+        v1,
+        source,
+        tmp,
+    } = warm_container();
     remember_realm(tmp.path(), &collector);
     let (file, _) = remembered(tmp.path());
     let dir = file.parent().unwrap();
