@@ -22,7 +22,7 @@
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -34,9 +34,13 @@ const MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// An entry is a realm URL and a service name; anything longer was not written by us.
 const MAX_ENTRY: u64 = 4096;
 
-/// The remembered challenge of one registry (scheme and host), if there is a private place for it.
+/// Where the challenge of one registry (scheme and host) is remembered. Nothing touches the disk
+/// until a challenge is loaded or stored: a check of an open registry or of ghcr.io never needs
+/// the directory, and only a store creates it.
 pub struct Remembered {
-    file: Option<PathBuf>,
+    /// `$TMPDIR/image-rollout-resource-<uid>`, used only while [`private`].
+    dir: PathBuf,
+    file: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,18 +65,22 @@ impl Remembered {
                 _ => '_',
             })
             .collect();
+        let dir = std::env::temp_dir().join(format!("image-rollout-resource-{}", euid()));
         Remembered {
-            file: private_dir().map(|dir| dir.join(name)),
+            file: dir.join(name),
+            dir,
         }
     }
 
     /// The challenge this registry last asked for, if remembered within the hour.
     pub fn load(&self) -> Option<Challenge> {
-        let file = self.file.as_ref()?;
+        if !private(&self.dir) {
+            return None;
+        }
         let mut f = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(file)
+            .open(&self.file)
             .ok()?;
         let meta = f.metadata().ok()?;
         let fresh = SystemTime::now()
@@ -96,7 +104,11 @@ impl Remembered {
     /// Remembers `challenge` (without its scope, which names one repository) for the next
     /// process. Written to a new file and renamed over the old, so a reader never sees half.
     pub fn store(&self, challenge: &Challenge) {
-        let Some(file) = &self.file else { return };
+        // An existing directory is checked by `private`, whoever made it.
+        let _ = DirBuilder::new().mode(0o700).create(&self.dir);
+        if !private(&self.dir) {
+            return;
+        }
         let entry = match challenge {
             Challenge::Basic => Entry::Basic,
             Challenge::Bearer { realm, service, .. } => Entry::Bearer {
@@ -107,28 +119,28 @@ impl Remembered {
         let Ok(text) = serde_json::to_string(&entry) else {
             return;
         };
-        let partial = file.with_extension(format!("{}.partial", std::process::id()));
+        let partial = self
+            .file
+            .with_extension(format!("{}.partial", std::process::id()));
         let written = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&partial)
             .and_then(|mut f| f.write_all(text.as_bytes()));
-        if written.and_then(|()| fs::rename(&partial, file)).is_err() {
+        if written
+            .and_then(|()| fs::rename(&partial, &self.file))
+            .is_err()
+        {
             let _ = fs::remove_file(&partial);
         }
     }
 }
 
-/// `$TMPDIR/image-rollout-resource-<uid>`, made if missing, if it is a directory only this user
-/// can read and write.
-fn private_dir() -> Option<PathBuf> {
-    let uid = euid();
-    let dir = std::env::temp_dir().join(format!("image-rollout-resource-{uid}"));
-    // An existing directory is checked below, whoever made it.
-    let _ = DirBuilder::new().mode(0o700).create(&dir);
-    let meta = fs::symlink_metadata(&dir).ok()?;
-    (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then_some(dir)
+/// Whether `dir` is a directory (not a link to one) only this user can read and write.
+fn private(dir: &Path) -> bool {
+    fs::symlink_metadata(dir)
+        .is_ok_and(|meta| meta.is_dir() && meta.uid() == euid() && meta.mode() & 0o077 == 0)
 }
 
 fn euid() -> u32 {
@@ -141,9 +153,12 @@ mod tests {
     use super::*;
 
     /// `Remembered` in a directory of the test's own, as if it were the temp dir.
-    fn in_dir(dir: &std::path::Path, name: &str) -> Remembered {
+    fn in_dir(dir: &Path, name: &str) -> Remembered {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
         Remembered {
-            file: Some(dir.join(name)),
+            dir: dir.to_path_buf(),
+            file: dir.join(name),
         }
     }
 
