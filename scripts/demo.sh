@@ -8,7 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export IRR_TOOLS_BIN; IRR_TOOLS_BIN=$("$root/scripts/setup.sh")
+export IRR_TOOLS_BIN; IRR_TOOLS_BIN=$("$root/scripts/setup.sh" demo)
 echo "[demo] building the resource (check, in, out) and the demo" >&2
 cargo build --quiet --bins --example demo
 exec cargo run --quiet --example demo

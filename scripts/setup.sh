@@ -4,14 +4,24 @@
 # target for the static image binaries, the Concourse bundle (its install.sh), and the Go-built
 # tools (scripts/tools.sh).
 # Prints the directory of the Go-built tools on stdout.
+#
+#   scripts/setup.sh        everything the tests and benchmarks need (scripts/test.sh)
+#   scripts/setup.sh demo   only what scripts/demo.sh runs: the registry, buildah for the resource
+#                           image, the musl target, Concourse, and the control plane's Go tools
 set -euo pipefail
+mode=${1:-test}
+case $mode in demo|test) ;; *) echo "usage: scripts/setup.sh [demo|test]" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # git + lighttpd: the Git server of the GitOps tests (git http-backend as CGI behind lighttpd, TLS
 # by lighttpd-mod-openssl); openssh-server + openssh-client: their ssh Git server (sshd on a
 # loopback port with its own configuration; ssh-keygen and ssh-keyscan make its keys).
-packages=(docker-registry skopeo apache2-utils hyperfine musl-tools time buildah shellcheck git lighttpd lighttpd-mod-openssl openssh-server openssh-client)
+# The demo's: the registry and its tools (skopeo pushes, htpasswd guards the private one), buildah
+# and musl-tools for the resource image Concourse runs.
+packages=(docker-registry skopeo apache2-utils musl-tools buildah)
+# The tests' besides: hyperfine and time for the benchmarks, shellcheck for the scripts.
+[ "$mode" = demo ] || packages+=(hyperfine time shellcheck git lighttpd lighttpd-mod-openssl openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,4 +53,8 @@ else
   log "no Concourse bundle at $bundle (IRR_CONCOURSE_BUNDLE): the end-to-end test and the real demo will be skipped"
 fi
 
-"$root/scripts/tools.sh"
+if [ "$mode" = demo ]; then
+  "$root/scripts/tools.sh" cluster
+else
+  "$root/scripts/tools.sh" cluster test
+fi

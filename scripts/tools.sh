@@ -8,8 +8,15 @@
 # Binaries are cached outside the checkout, keyed by a hash of the wrapper module and the Go
 # version, so a warm run costs a few hashes; a cold run builds everything (tens of minutes on 2 cores).
 #
-#   scripts/tools.sh            build what is missing, print the bin directory on stdout
+#   scripts/tools.sh [SET...]   build what is missing, print the bin directory on stdout
 #   IRR_CACHE=/path scripts/tools.sh
+#
+# Sets (default: all of them):
+#   cluster  etcd, Kubernetes (apiserver, controller-manager, scheduler, kubectl), kwok: the
+#            control plane the demo and the tests run. This is all scripts/demo.sh builds.
+#   test     crane (benchmark peer), cosign (signs test images), actionlint (checks the
+#            workflows), Flux's source-controller and kustomize-controller (the GitOps agent):
+#            only the tests and benchmarks run them, and they are most of a cold build.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,16 +66,29 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
 done
 
-build etcd "" go.etcd.io/etcd/server/v3
-build kwok "" sigs.k8s.io/kwok/cmd/kwok
-build crane "" github.com/google/go-containerregistry/cmd/crane
-build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
-build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
-build kubernetes "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-# Flux v1.9.6. v1.10.x is blocked here, not by Go (GOTOOLCHAIN=go1.27.3 gets Go 1.27) but by the
-# module proxy, which refuses modules both controllers require (README, "GitOps mode", for the list).
-build source-controller "" github.com/fluxcd/source-controller
-build kustomize-controller "" github.com/fluxcd/kustomize-controller
+cluster() {
+  build etcd "" go.etcd.io/etcd/server/v3
+  build kwok "" sigs.k8s.io/kwok/cmd/kwok
+  build kubernetes "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+test_tools() {
+  build crane "" github.com/google/go-containerregistry/cmd/crane
+  build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
+  build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
+  # Flux v1.9.6. v1.10.x is blocked here, not by Go (GOTOOLCHAIN=go1.27.3 gets Go 1.27) but by the
+  # module proxy, which refuses modules both controllers require (docs/testing.md, "Flux").
+  build source-controller "" github.com/fluxcd/source-controller
+  build kustomize-controller "" github.com/fluxcd/kustomize-controller
+}
+
+[ $# -gt 0 ] || set -- cluster test
+for set in "$@"; do
+  case $set in
+    cluster) cluster ;;
+    test) test_tools ;;
+    *) log "unknown tool set $set (cluster, test)"; exit 2 ;;
+  esac
+done
 log "tools ready in $bin"
 echo "$bin"
