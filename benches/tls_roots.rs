@@ -1,4 +1,4 @@
-//! What the system roots cost when a registry on https needs them (src/registry/tls.rs reads them
+//! What the system roots cost when a registry on https needs them (src/http/tls.rs reads them
 //! only then), for the two ways a static binary can have them:
 //!
 //! - `bundle`: the CA bundle file (`SSL_CERT_FILE`, in the image `/etc/ssl/certs/ca-certificates.crt`),

@@ -59,7 +59,7 @@ impl Abort {
     pub fn on_signals() -> Result<Abort> {
         let listen = |kind: SignalKind| {
             signal(kind)
-                .map_err(|e| Error::Request(format!("cannot listen for termination signals: {e}")))
+                .map_err(|e| Error::Process(format!("cannot listen for termination signals: {e}")))
         };
         let mut term = listen(SignalKind::terminate())?;
         let mut int = listen(SignalKind::interrupt())?;

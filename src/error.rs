@@ -8,9 +8,15 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The JSON on stdin does not fit the request type (names the key path).
+    /// The JSON on stdin does not fit the request type (names the key path), or the step was
+    /// started without the arguments Concourse passes.
     #[error("invalid request: {0}")]
     Request(String),
+
+    /// The process could not do what every step needs: read stdin, start its runtime, listen for
+    /// signals, or keep a worker thread running.
+    #[error("{0}")]
+    Process(String),
 
     /// A key parses but its value cannot be used.
     #[error("{key}: {message}")]
@@ -80,9 +86,21 @@ pub enum Error {
     #[error("git {server}: {message}")]
     Git { server: String, message: String },
 
-    /// The rollout did not finish; the message names the workload, pod and reason.
+    /// A workload the put names has no pod template to put an image in.
+    #[error("{0} has no pod template")]
+    NoPodTemplate(String),
+
+    /// SIGTERM or SIGINT (Concourse's abort) ended the put before it changed anything.
     #[error("{0}")]
-    Rollout(String),
+    Aborted(String),
+
+    /// One workload's rollout did not complete: names the workload, pod and reason.
+    #[error("{0}")]
+    NotRolledOut(String),
+
+    /// The put failed after changing something: what failed, and what was undone (or why not).
+    #[error("{0}")]
+    DeployFailed(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -79,14 +79,14 @@ where
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
-        .map_err(|e| Error::Request(format!("cannot read stdin: {e}")))?;
+        .map_err(|e| Error::Process(format!("cannot read stdin: {e}")))?;
     let request = parse_request(&input)?;
     let dir = std::env::args_os().nth(1).map(PathBuf::from);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Request(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Error::Process(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(step(request, dir))?;
     let json = serde_json::to_string(&result).expect("result types serialize");
     println!("{json}");

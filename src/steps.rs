@@ -2,8 +2,8 @@
 //!
 //! The image ships one binary, `resource`, with `/opt/resource/check`, `in` and `out` linked to
 //! it: it runs the step its name says. The steps share nearly all their code (HTTP, TLS, JSON,
-//! the runtime), so one binary instead of three holds the image to about half (README,
-//! "Container image"). `bin/check.rs`, `bin/in.rs` and `bin/out.rs` are the same steps under
+//! the runtime), so one binary instead of three holds the image to about half (docs/design.md,
+//! "One multi-call binary"). `bin/check.rs`, `bin/in.rs` and `bin/out.rs` are the same steps under
 //! their own names, for the tests and for running one by hand.
 
 use std::process::ExitCode;

@@ -386,7 +386,7 @@ subjects:
     assert!(cp.kubeconfig_yaml().contains(&cp.server()));
 }
 
-/// The figures for the README; run alone (`cargo test --test controlplane figures --
+/// The figures for docs/testing.md; run alone (`cargo test --test controlplane figures --
 /// --nocapture`) so that the start-up is not shared with other tests' CPU use.
 #[test]
 fn figures_startup_time_and_resident_memory() {

@@ -12,7 +12,7 @@ use image_rollout_resource::cluster;
 use image_rollout_resource::config::{Platform, Source};
 use image_rollout_resource::protocol::parse_request;
 use image_rollout_resource::registry::Fetched;
-use image_rollout_resource::registry::auth::{Challenge, bearer};
+use image_rollout_resource::registry::challenge::{Challenge, bearer};
 use image_rollout_resource::registry::manifest::{self, Manifest};
 use image_rollout_resource::{CheckRequest, Digest, Error, InRequest, OutRequest};
 use proptest::prelude::*;

@@ -9,7 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use serde_json::json;
 
-use super::Cluster;
+use super::client::Cluster;
 use crate::config::Source;
 use crate::error::{Error, Result, root_cause};
 

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::core::Selector;
 
-use super::Cluster;
+use super::client::{Cluster, describe_status};
 use super::pods::{self, PodProblem};
 use super::workload::{Rollout, Workload};
 use crate::abort::{Abort, Cause};
@@ -62,7 +62,7 @@ impl fmt::Display for WaitError {
 
 /// A wait that ended without the rollout, as the put's error for `workload`.
 pub fn wait_error(workload: &WorkloadRef, e: WaitError) -> Error {
-    Error::Rollout(match e {
+    Error::NotRolledOut(match e {
         WaitError::Failed(reason) => format!("{workload} did not roll out: {reason}"),
         other => format!("{workload}: {other}"),
     })
@@ -267,5 +267,5 @@ fn refusal(error: &watcher::Error) -> Option<String> {
         watcher::Error::WatchError(status) => status,
         _ => return None,
     };
-    matches!(status.code, 401 | 403).then(|| super::describe_status(status))
+    matches!(status.code, 401 | 403).then(|| describe_status(status))
 }

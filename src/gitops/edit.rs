@@ -16,8 +16,7 @@ use std::ops::Range;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span, StructureStyle};
 
-use crate::put::select::same_repository;
-use crate::registry::ImageName;
+use crate::registry::{ImageName, same_repository};
 
 /// The result of editing one file.
 #[derive(Debug, PartialEq, Eq)]

@@ -5,15 +5,9 @@
 //! written to.
 
 pub mod edit;
-pub mod http;
-pub mod known_hosts;
-pub mod repo;
-pub mod ssh;
-pub mod transport;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -23,17 +17,12 @@ use crate::abort::Abort;
 use crate::cluster::wait::{self, wait_error};
 use crate::cluster::{self, Cluster, Observed, access};
 use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
+use crate::deploy::{change_cause, deployable_digest, workloads};
 use crate::error::{Error, Result, comma};
+use crate::git::{Pushed, Repo, blocking, connect, server_name};
 use crate::protocol::{Metadata, StepOutput};
-use crate::put::change_cause;
-use crate::put::digest::deployable_digest;
-use crate::put::select::workloads;
-use crate::registry::{self, ImageName, Timeouts};
+use crate::registry::ImageName;
 use edit::Target;
-use http::Http;
-use repo::{Pushed, Repo};
-use ssh::Ssh;
-use transport::Failure;
 
 /// Long enough for an agent's poll interval (Flux's default is 1–10 min) plus the rollout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -143,103 +132,6 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     })
 }
 
-/// Checks `source.git` and sets up the transport (ssh or HTTP) libgit2 will use; returns where
-/// the transport records its failures.
-fn connect(git: &GitSource) -> Result<Arc<Failure>> {
-    let bad = |key: &'static str, message: &str| Error::Config {
-        key,
-        message: message.into(),
-    };
-    if git.paths.is_empty() {
-        return Err(bad(
-            "source.git.paths",
-            "is empty; list the files or directories holding the manifests (e.g. [deploy/])",
-        ));
-    }
-    let handle = tokio::runtime::Handle::current();
-    if ssh::is_ssh(&git.uri) {
-        let ssh = Ssh::new(git, handle)?;
-        install(git, ssh.clone())?;
-        return Ok(ssh.failure.clone());
-    }
-    let ssh_only = [
-        ("source.git.private_key", git.private_key.is_some()),
-        (
-            "source.git.private_key_passphrase",
-            git.private_key_passphrase.is_some(),
-        ),
-        ("source.git.known_hosts", git.known_hosts.is_some()),
-    ];
-    if let Some((key, _)) = ssh_only.iter().find(|(_, set)| *set) {
-        return Err(bad(
-            key,
-            "is for ssh URIs (ssh://git@host/owner/repo.git or git@host:owner/repo.git); over https use username and password (a token)",
-        ));
-    }
-    let url = reqwest::Url::parse(&git.uri)
-        .map_err(|e| bad("source.git.uri", &format!("is not a URL ({e})")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if git.insecure => {}
-        "http" => {
-            return Err(bad(
-                "source.git.uri",
-                "is plain http; use https, or set source.git.insecure: true to send credentials unencrypted",
-            ));
-        }
-        other => {
-            return Err(bad(
-                "source.git.uri",
-                &format!("scheme `{other}` is not supported; use https:// or ssh://"),
-            ));
-        }
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "source.git.uri",
-            "contains credentials; put them in source.git.username and source.git.password",
-        ));
-    }
-    let credentials = registry::credentials(
-        git.username.as_ref(),
-        git.password.as_ref(),
-        ["source.git.username", "source.git.password"],
-        " (any name works with a GitHub token)",
-    )?;
-    // No bound on a whole request (a pack can be large); a stalled read still ends after 60 s.
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(10),
-        read: Duration::from_secs(60),
-        total: None,
-    };
-    let client = registry::client(git.insecure, &git.ca_certs, "source.git.ca_certs", timeouts)?;
-    let authorization = credentials.map(|(user, password)| registry::basic(user, password));
-    let http = Http::new(client, authorization, handle);
-    install(git, http.clone())?;
-    Ok(http.failure.clone())
-}
-
-fn install(git: &GitSource, connector: Arc<dyn transport::Connector>) -> Result<()> {
-    transport::install(connector).map_err(|e| Error::Git {
-        server: server_name(&git.uri),
-        message: format!("cannot register the Git transport: {}", e.message()),
-    })
-}
-
-/// The URI as messages show it.
-fn server_name(uri: &str) -> String {
-    uri.trim_end_matches('/').to_string()
-}
-
-/// Runs libgit2's synchronous work off the async thread (its transport blocks on the runtime).
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Rollout(format!("the Git worker stopped: {e}")))?
-}
-
 /// What the deploy commit did.
 struct Deployed {
     /// `None` when every reference already was at the digest.
@@ -295,7 +187,7 @@ fn deploy(
             return Ok(None);
         }
         if let Some(signal) = abort.and_then(Abort::received) {
-            return Err(Error::Rollout(format!(
+            return Err(Error::Aborted(format!(
                 "aborted by {signal} before pushing; nothing was pushed"
             )));
         }
@@ -470,12 +362,12 @@ impl Watch {
         git: &GitSource,
     ) -> Error {
         let Some(commit) = commit else {
-            return Error::Rollout(format!(
+            return Error::DeployFailed(format!(
                 "{failure}; this put pushed nothing, so there is nothing to revert"
             ));
         };
         if !params.rollback_on_failure.unwrap_or(true) {
-            return Error::Rollout(format!(
+            return Error::DeployFailed(format!(
                 "{failure}; left as is (rollback_on_failure: false): {commit} stays on {}",
                 git.branch
             ));
@@ -500,11 +392,11 @@ impl Watch {
         let revert = match reverted {
             Ok(Some(revert)) => revert.to_string(),
             Ok(None) => "nothing (already reverted)".into(),
-            Err(e) => return Error::Rollout(format!("{failure}; REVERT FAILED: {e}")),
+            Err(e) => return Error::DeployFailed(format!("{failure}; REVERT FAILED: {e}")),
         };
         let reverted = format!("reverted {commit} on {} with {revert}", git.branch);
         if let Some(signal) = self.abort.received() {
-            return Error::Rollout(format!(
+            return Error::DeployFailed(format!(
                 "{failure}; {reverted} (the agent's rollout of it not awaited: aborted by {signal})"
             ));
         }
@@ -518,12 +410,14 @@ impl Watch {
             )
         }));
         match self.wait_for(image, true).await {
-            Ok(_) => Error::Rollout(format!("{failure}; {reverted}; back on {back}")),
+            Ok(_) => Error::DeployFailed(format!("{failure}; {reverted}; back on {back}")),
             // A signal during this wait: the revert is pushed, only its rollout is unverified.
-            Err(e) if self.abort.received().is_some() => Error::Rollout(format!(
+            Err(e) if self.abort.received().is_some() => Error::DeployFailed(format!(
                 "{failure}; {reverted} (the agent's rollout of it not awaited: {e})"
             )),
-            Err(e) => Error::Rollout(format!("{failure}; {reverted}, but ROLLBACK FAILED: {e}")),
+            Err(e) => {
+                Error::DeployFailed(format!("{failure}; {reverted}, but ROLLBACK FAILED: {e}"))
+            }
         }
     }
 }

@@ -1,178 +1,165 @@
-//! Answering a registry's `WWW-Authenticate` challenge.
-//!
-//! Registries announce how they want to be authenticated only when they refuse a request, so the
-//! client goes straight to the manifest and answers the challenge it gets back (no `/v2/` ping).
-//! For the two registries whose token realm is public knowledge (ghcr.io and Docker Hub), and for
-//! any registry whose challenge a previous check in the same container saw (remembered.rs), the
-//! credential is prepared before the first request, saving one round trip per check.
+//! Authentication against a registry: answer the `WWW-Authenticate` challenge of a 401 once
+//! (Basic, or a Bearer token from the realm it names) and reuse the credential for the rest of
+//! the process; for registries whose challenge is known before asking (ghcr.io, Docker Hub, or
+//! one a previous check in this container saw), answer before the first request.
+//! Parsing the challenge and the token is [`super::challenge`]'s job.
 
-use reqwest::header::HeaderValue;
-use serde::Deserialize;
+use std::time::Instant;
 
-/// A parsed `WWW-Authenticate` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
-}
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
 
-impl Challenge {
-    /// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
-    ///
-    /// ```
-    /// use image_rollout_resource::registry::auth::Challenge;
-    /// let c = Challenge::parse(r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#);
-    /// assert_eq!(c, Some(Challenge::Bearer {
-    ///     realm: "https://ghcr.io/token".into(),
-    ///     service: Some("ghcr.io".into()),
-    ///     scope: Some("repository:a/b:pull".into()),
-    /// }));
-    /// ```
-    pub fn parse(header: &str) -> Option<Challenge> {
-        let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-        if scheme.eq_ignore_ascii_case("basic") {
-            return Some(Challenge::Basic);
+use super::challenge::{self, Challenge};
+use super::response::error_detail;
+use super::retry::{Attempts, classify};
+use super::{MAX_TOKEN, Registry};
+use crate::error::{Error, Result};
+use crate::http::basic;
+
+impl Registry {
+    /// Sends one logical request: retries transient failures, answers one auth challenge.
+    pub(super) async fn request(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        accept: &str,
+    ) -> Result<Response> {
+        let url = format!("{}/{path}", self.base);
+        let refused = self.answer_before_asked().await;
+        let resp = self.send(what, &method, &url, accept).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
         }
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Challenge::parse)
+            .ok_or_else(|| Error::Unauthorized {
+                server: self.name.host.clone(),
+                what: format!("{what}: HTTP 401 without a usable WWW-Authenticate challenge"),
+            })?;
+        // The credentials were refused by this very realm a moment ago: asking again would
+        // only repeat the refusal.
+        if let Some((guess, error)) = refused
+            && guess.same_server(&challenge)
+        {
+            return Err(error);
+        }
+        let value = self.answer(&challenge, Attempts::Retried).await?;
+        *self.authorization.lock().expect("not poisoned") = Some(value);
+        let resp = self.send(what, &method, &url, accept).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let detail = error_detail(resp).await;
+            return Err(Error::Unauthorized {
+                server: self.name.host.clone(),
+                what: format!("{what}: credentials refused (HTTP 401{detail})"),
+            });
+        }
+        self.remembered.store(&challenge);
+        Ok(resp)
+    }
+
+    /// Before the process's first request: answers the challenge the registry is known to make
+    /// (ghcr.io, Docker Hub) or made a previous process, so the first request carries its
+    /// credential. One attempt, best effort: on any failure the ordinary 401 path runs, and a
+    /// refusal is handed back so that path need not ask the same realm twice.
+    async fn answer_before_asked(&self) -> Option<(Challenge, Error)> {
+        if self.guessed.replace(true) {
             return None;
         }
-        let params = parse_params(params);
-        let get = |key: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.clone())
-        };
-        Some(Challenge::Bearer {
-            realm: get("realm")?,
-            service: get("service"),
-            scope: get("scope"),
-        })
-    }
-
-    /// Whether both challenges send the credentials to the same place the same way (the scope,
-    /// which names the repository, aside).
-    pub fn same_server(&self, other: &Challenge) -> bool {
-        match (self, other) {
-            (Challenge::Basic, Challenge::Basic) => true,
-            (
-                Challenge::Bearer { realm, service, .. },
-                Challenge::Bearer {
-                    realm: r,
-                    service: s,
-                    ..
-                },
-            ) => realm == r && service == s,
-            _ => false,
+        let challenge = Challenge::known(&self.name.host).or_else(|| self.remembered.load())?;
+        match self.answer(&challenge, Attempts::Once).await {
+            Ok(value) => {
+                *self.authorization.lock().expect("not poisoned") = Some(value);
+                None
+            }
+            Err(error @ Error::Unauthorized { .. }) => Some((challenge, error)),
+            Err(_) => None,
         }
     }
 
-    /// The realm a well-known registry will name in its challenge, so its token can be fetched
-    /// before the first request. A wrong guess costs nothing but the token request: the normal
-    /// challenge path still runs when the registry answers 401.
-    pub fn known(host: &str) -> Option<Challenge> {
-        let (realm, service) = match host {
-            "ghcr.io" => ("https://ghcr.io/token", "ghcr.io"),
-            "registry-1.docker.io" => ("https://auth.docker.io/token", "registry.docker.io"),
-            _ => return None,
-        };
-        Some(Challenge::Bearer {
-            realm: realm.into(),
-            service: Some(service.into()),
-            scope: None,
+    /// Turns a challenge into an `Authorization` header value.
+    async fn answer(&self, challenge: &Challenge, attempts: Attempts) -> Result<HeaderValue> {
+        match challenge {
+            Challenge::Basic => {
+                let Some((user, password)) = &self.credentials else {
+                    return Err(Error::Unauthorized {
+                        server: self.name.host.clone(),
+                        what: "the registry requires a username and password".into(),
+                    });
+                };
+                Ok(basic(user, password))
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.name.path));
+                let mut url = reqwest::Url::parse(realm).map_err(|_| {
+                    self.invalid(
+                        "auth challenge",
+                        format!("token realm {realm:?} is not a URL"),
+                    )
+                })?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        q.append_pair("service", service);
+                    }
+                    q.append_pair("scope", &scope);
+                }
+                let what = format!("token from {}", url.host_str().unwrap_or(realm));
+                let request = || {
+                    let req = self.http.get(url.clone());
+                    match &self.credentials {
+                        Some((user, password)) => req.header(AUTHORIZATION, basic(user, password)),
+                        None => req,
+                    }
+                };
+                let resp = match attempts {
+                    Attempts::Retried => self.retrying(&what, request).await?,
+                    Attempts::Once => {
+                        let started = Instant::now();
+                        classify(request().send().await)
+                            .map_err(|e| self.final_error(&what, e, 1, started.elapsed()))?
+                    }
+                };
+                match resp.status() {
+                    s if s.is_success() => {}
+                    s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                        let detail = error_detail(resp).await;
+                        return Err(Error::Unauthorized {
+                            server: self.name.host.clone(),
+                            what: format!("{what}: refused (HTTP {}{detail})", s.as_u16()),
+                        });
+                    }
+                    _ => return Err(self.status_error(&what, resp).await),
+                }
+                let body = self.body(&what, resp, MAX_TOKEN).await?;
+                challenge::bearer(&body).map_err(|message| self.invalid(&what, message.into()))
+            }
+        }
+    }
+
+    /// One registry API exchange with the current credential, retried while the failure is
+    /// transient.
+    async fn send(&self, what: &str, method: &Method, url: &str, accept: &str) -> Result<Response> {
+        let authorization = self.authorization.lock().expect("not poisoned").clone();
+        self.retrying(what, || {
+            let req = self
+                .http
+                .request(method.clone(), url)
+                .header(ACCEPT, accept);
+            match &authorization {
+                Some(value) => req.header(AUTHORIZATION, value.clone()),
+                None => req,
+            }
         })
-    }
-}
-
-/// The `Authorization` value from a token endpoint's answer (`{"token": …}`, or OAuth2's
-/// `{"access_token": …}`). Errors never include the body: it may hold a token.
-pub fn bearer(body: &[u8]) -> Result<HeaderValue, &'static str> {
-    #[derive(Deserialize)]
-    struct TokenResponse {
-        token: Option<String>,
-        access_token: Option<String>,
-    }
-    let parsed: TokenResponse =
-        serde_json::from_slice(body).map_err(|_| "the token response is not JSON")?;
-    let token = parsed
-        .token
-        .or(parsed.access_token)
-        .filter(|t| !t.is_empty())
-        .ok_or("the token response has no token")?;
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| "the token has characters not allowed in a header")?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// `key="quoted, value",key2=token` → pairs. Commas inside quotes (multi-action scopes such as
-/// `repository:a:pull,push`) must not split.
-fn parse_params(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key.trim().trim_start_matches(',').trim().to_string();
-        let after = after.trim_start();
-        let (value, remainder) = match after.strip_prefix('"') {
-            Some(quoted) => {
-                let end = quoted.find('"').unwrap_or(quoted.len());
-                (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
-            }
-            None => {
-                let end = after.find(',').unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            }
-        };
-        out.push((key, value.to_string()));
-        rest = remainder.trim_start().trim_start_matches(',');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn docker_hub_challenge_with_multi_action_scope() {
-        let c = Challenge::parse(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull,push""#,
-        );
-        assert_eq!(
-            c,
-            Some(Challenge::Bearer {
-                realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into()),
-                scope: Some("repository:library/alpine:pull,push".into()),
-            })
-        );
-    }
-
-    #[test]
-    fn basic_and_unknown_schemes() {
-        assert_eq!(
-            Challenge::parse(r#"Basic realm="Registry Realm""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(Challenge::parse("Negotiate abc"), None);
-        // A bearer challenge without a realm cannot be answered.
-        assert_eq!(Challenge::parse(r#"Bearer service="x""#), None);
-    }
-
-    #[test]
-    fn unquoted_values_and_spaces() {
-        let c = Challenge::parse("bearer realm=https://r/token, service=svc");
-        assert_eq!(
-            c,
-            Some(Challenge::Bearer {
-                realm: "https://r/token".into(),
-                service: Some("svc".into()),
-                scope: None
-            })
-        );
+        .await
     }
 }

@@ -3,9 +3,16 @@
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
-use super::Fetched;
 use crate::config::{Digest, Platform};
 use crate::error::one_line;
+
+/// A manifest as the registry served it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Vec<u8>,
+}
 
 /// A manifest, by kind.
 #[derive(Debug)]

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::Challenge;
+use super::challenge::Challenge;
 
 /// The longest a remembered challenge is used without the registry repeating it.
 const MAX_AGE: Duration = Duration::from_secs(60 * 60);

@@ -18,15 +18,14 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::abort::Abort;
+use crate::cluster::select::{Selected, select_containers};
 use crate::cluster::wait::{self, WaitError, wait_error};
 use crate::cluster::workload::Workload;
 use crate::cluster::{self, Cluster, access, pods};
 use crate::config::{Digest, OutParams, OutRequest, Source, WorkloadKind, WorkloadRef};
+use crate::deploy::{change_cause, deployable_digest, workloads};
 use crate::error::{Error, Result, comma};
 use crate::protocol::{Metadata, StepOutput};
-use crate::put::change_cause;
-use crate::put::digest::deployable_digest;
-use crate::put::select::{Selected, select_containers, workloads};
 use crate::registry::ImageName;
 
 /// The field manager recorded in `managedFields` for the image fields `out` sets.
@@ -47,7 +46,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let (workloads, digest, cluster) = tokio::select! {
         prepared = prepare(&source, &params, dir, wait) => prepared?,
         cause = abort.requested() => {
-            return Err(Error::Rollout(format!("{cause} before anything was changed")));
+            return Err(Error::Aborted(format!("{cause} before anything was changed")));
         }
     };
     let image = format!("{}@{digest}", source.repository);
@@ -184,10 +183,7 @@ impl Run<'_> {
             Err(e) => return (None, Err(self.api_error(workload, "get", &e))),
         };
         let Some(template) = object.template() else {
-            return (
-                None,
-                Err(Error::Rollout(format!("{workload} has no pod template"))),
-            );
+            return (None, Err(Error::NoPodTemplate(workload.to_string())));
         };
         let containers =
             match select_containers(template, self.container, &self.repository, workload) {
@@ -225,7 +221,7 @@ impl Run<'_> {
         if let Some(signal) = self.abort.received() {
             return (
                 None,
-                Err(Error::Rollout(format!(
+                Err(Error::Aborted(format!(
                     "aborted by {signal} before {workload} was changed"
                 ))),
             );
@@ -319,21 +315,21 @@ impl Run<'_> {
     async fn fail(&self, failures: Vec<String>, changed: &[&Changed], rollback: bool) -> Error {
         let mut message = failures.join("; ");
         if changed.is_empty() {
-            return Error::Rollout(message);
+            return Error::DeployFailed(message);
         }
         if !rollback {
             message.push_str(&format!(
                 "; left as is (rollback_on_failure: false): {}",
                 comma(changed.iter().map(|c| &c.workload))
             ));
-            return Error::Rollout(message);
+            return Error::DeployFailed(message);
         }
         eprintln!(
             "rolling back {}",
             comma(changed.iter().map(|c| &c.workload))
         );
         let outcomes = join_all(changed.iter().map(|c| self.rollback(c))).await;
-        Error::Rollout(format!("{message}; {}", outcomes.join("; ")))
+        Error::DeployFailed(format!("{message}; {}", outcomes.join("; ")))
     }
 
     /// Undoes one workload's patch, awaits that, and says how it went in one clause.

@@ -32,8 +32,10 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use super::der;
+use super::key::PublicKey;
 use super::sct::{self, CtLog};
-use super::{PublicKey, der};
+use super::trusted_root::{Period, TrustedRoot};
 use crate::config::Keyless;
 use crate::error::{Error, Result};
 
@@ -50,88 +52,6 @@ pub struct KeylessPolicy {
     /// Rekor logs: key id (SHA-256 of the key's DER), key and the key's period.
     logs: Vec<(Vec<u8>, PublicKey, Period)>,
     ct_logs: Vec<CtLog>,
-}
-
-/// When the trusted root says a CA or a key was in use (`validFor`; an open end is unbounded).
-#[derive(Debug, Clone, Copy)]
-pub struct Period {
-    from: Option<SystemTime>,
-    until: Option<SystemTime>,
-}
-
-impl Period {
-    fn parse(valid_for: Option<&ValidFor>, what: &str) -> Result<Period, String> {
-        let time = |t: Option<&String>| {
-            t.map(|t| humantime::parse_rfc3339(t))
-                .transpose()
-                .map_err(|e| format!("a {what} validFor time: {e}"))
-        };
-        Ok(Period {
-            from: time(valid_for.and_then(|v| v.start.as_ref()))?,
-            until: time(valid_for.and_then(|v| v.end.as_ref()))?,
-        })
-    }
-
-    pub fn contains(&self, t: SystemTime) -> bool {
-        self.from.is_none_or(|from| from <= t) && self.until.is_none_or(|until| t <= until)
-    }
-}
-
-/// The parts of Sigstore's `trusted_root.json` (protobuf-specs `TrustedRoot`) used here.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TrustedRoot {
-    #[serde(default)]
-    tlogs: Vec<TransparencyLog>,
-    #[serde(default)]
-    certificate_authorities: Vec<CertificateAuthority>,
-    #[serde(default)]
-    ctlogs: Vec<TransparencyLog>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TransparencyLog {
-    public_key: LogKey,
-    log_id: LogId,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogKey {
-    raw_bytes: String,
-    valid_for: Option<ValidFor>,
-}
-
-/// RFC 3339 times (protobuf `Timestamp` in JSON).
-#[derive(Deserialize)]
-struct ValidFor {
-    start: Option<String>,
-    end: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogId {
-    key_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CertificateAuthority {
-    cert_chain: CertChain,
-    valid_for: Option<ValidFor>,
-}
-
-#[derive(Deserialize)]
-struct CertChain {
-    certificates: Vec<RawBytes>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawBytes {
-    raw_bytes: String,
 }
 
 /// cosign's `dev.sigstore.cosign/bundle` annotation.

@@ -12,8 +12,10 @@
 //! checks a keyless certificate's certificate-transparency receipts.
 
 pub mod der;
+pub mod key;
 pub mod keyless;
 pub mod sct;
+mod trusted_root;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -25,6 +27,7 @@ use crate::config::{Digest, Source, Verify};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::registry::manifest::{self, Manifest};
+pub use key::PublicKey;
 use keyless::KeylessPolicy;
 
 const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -45,42 +48,6 @@ pub struct Verifier {
 /// Why a digest is not deployable (as opposed to a registry that could not be asked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected(pub String);
-
-/// An ECDSA public key as ring verifies it: the curve's algorithm and the uncompressed point.
-#[derive(Debug, Clone)]
-pub struct PublicKey {
-    curve: der::Curve,
-    algorithm: &'static ring::signature::EcdsaVerificationAlgorithm,
-    point: Vec<u8>,
-}
-
-impl PublicKey {
-    /// From a DER `SubjectPublicKeyInfo` (PEM `PUBLIC KEY`, a certificate's key, a Rekor key).
-    pub fn from_spki(spki: &[u8]) -> Result<PublicKey, String> {
-        let (curve, point) = der::ec_public_key(spki)?;
-        let algorithm = match curve {
-            der::Curve::P256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
-            der::Curve::P384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
-        };
-        Ok(PublicKey {
-            curve,
-            algorithm,
-            point: point.to_vec(),
-        })
-    }
-
-    /// The key's curve, which fixes the hash it signs with (P-256: SHA-256, P-384: SHA-384).
-    pub fn curve(&self) -> der::Curve {
-        self.curve
-    }
-
-    /// Whether `signature` (DER, as cosign writes it) signs `message`.
-    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        ring::signature::UnparsedPublicKey::new(self.algorithm, &self.point)
-            .verify(message, signature)
-            .is_ok()
-    }
-}
 
 impl Verifier {
     /// Checks `source.verify` before anything touches the network, naming the bad key.

@@ -14,8 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest as _, Sha256};
 
-use super::keyless::Period;
-use super::{PublicKey, der};
+use super::der;
+use super::key::PublicKey;
+use super::trusted_root::Period;
 
 /// A CT log of the trusted root (`ctlogs`).
 #[derive(Debug)]

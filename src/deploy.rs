@@ -1,11 +1,14 @@
-//! Which digest a put deploys: the one a `get` step wrote, `params.digest`, or the tag's now —
-//! and only if `source.verify` accepts its signature.
+//! What both put modes share, below them: which digest to deploy (the one a `get` step wrote,
+//! `params.digest`, or the tag's now — and only if `source.verify` accepts its signature), which
+//! workloads to roll, and the change-cause both record. The modes ([`crate::rollout`],
+//! [`crate::gitops`]) import this; it imports neither.
 
+use std::collections::HashSet;
 use std::path::Path;
 
-use crate::check::current_digest;
-use crate::config::{Digest, OutParams, Source};
+use crate::config::{Digest, OutParams, Source, WorkloadRef};
 use crate::error::{Error, Result, quote};
+use crate::registry::tag::current_digest;
 use crate::registry::{ImageName, Registry};
 
 /// The digest to deploy ([`resolve_digest`]), refused unless signed as `source.verify` demands.
@@ -66,5 +69,64 @@ async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Resu
                     ),
                 })
         }
+    }
+}
+
+/// `workloads`, or `deployment` as shorthand; params override source.
+pub fn workloads(source: &Source, params: &OutParams) -> Result<Vec<WorkloadRef>> {
+    let (deployment, workloads, key) = if params.deployment.is_some() || params.workloads.is_some()
+    {
+        (&params.deployment, &params.workloads, "params")
+    } else {
+        (&source.deployment, &source.workloads, "source")
+    };
+    let bad = |message: &str| Error::Config {
+        key: if key == "params" {
+            "params.workloads"
+        } else {
+            "source.workloads"
+        },
+        message: message.into(),
+    };
+    let list = match (deployment, workloads) {
+        (Some(_), Some(_)) => return Err(bad("set either deployment or workloads, not both")),
+        (Some(name), None) => {
+            vec![WorkloadRef::try_from(format!("deployment/{name}")).map_err(|m| bad(&m))?]
+        }
+        (None, Some(list)) if !list.is_empty() => list.clone(),
+        _ => {
+            return Err(bad(
+                "nothing to roll: set deployment: NAME or workloads: [deployment/NAME, ...]",
+            ));
+        }
+    };
+    let mut seen = HashSet::new();
+    if let Some(dup) = list.iter().find(|w| !seen.insert(*w)) {
+        return Err(bad(&format!("{dup} is listed twice")));
+    }
+    Ok(list)
+}
+
+/// `kubernetes.io/change-cause`: which build deployed what, with a link back to it.
+pub fn change_cause(image: &str) -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("BUILD_PIPELINE_NAME"),
+        var("BUILD_JOB_NAME"),
+        var("BUILD_NAME"),
+    ) {
+        (Some(pipeline), Some(job), Some(build)) => {
+            let team = var("BUILD_TEAM_NAME").unwrap_or_else(|| "main".into());
+            let url = var("ATC_EXTERNAL_URL")
+                .map(|atc| {
+                    format!(
+                        " {}/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds/{build}",
+                        atc.trim_end_matches('/')
+                    )
+                })
+                .unwrap_or_default();
+            format!("image-rollout {image} by {pipeline}/{job} #{build}{url}")
+        }
+        _ => format!("image-rollout {image}"),
     }
 }

@@ -31,7 +31,7 @@ pub struct Http {
 }
 
 impl Http {
-    /// `authorization` goes with every request (`Basic …`, see [`crate::registry::basic`]).
+    /// `authorization` goes with every request (`Basic …`, see [`crate::http::basic`]).
     pub fn new(
         client: reqwest::Client,
         authorization: Option<HeaderValue>,
