@@ -475,6 +475,46 @@ fn over_ssh_a_refused_key_a_changed_host_key_or_a_wrong_path_push_nothing() {
     );
 }
 
+/// A repository that moved (a 301 for every request to the old URL, as GitHub answers for a
+/// renamed one) is pushed to at its new place, as git does: the POSTs go where `info/refs` was
+/// redirected to. Following the POST's own 301 would turn it into a GET, and the push would fail.
+#[test]
+fn over_https_a_moved_repository_is_pushed_at_its_new_url() {
+    let server = GitServer::start();
+    let base = seed(&server);
+    let mut source = source(&server);
+    source["git"]["uri"] = json!(server.url.replace("/git/", "/moved/"));
+    let result = out(&source, &digest(8));
+    assert!(result.ok(), "{result:?}");
+    assert!(
+        result.stderr.contains(&format!("moved to {}", server.url)),
+        "{}",
+        result.stderr
+    );
+    assert_pushed(&server, &base, 1);
+}
+
+/// git percent-decodes an ssh:// URI's path before asking the server for it; so does the put:
+/// the repository at `repos/config copy.git` is written `repos/config%20copy.git`.
+#[test]
+fn over_ssh_a_percent_encoded_path_names_the_repository_git_would() {
+    let server = GitServer::start_ssh();
+    let base = seed(&server);
+    std::os::unix::fs::symlink(
+        server.bare(),
+        server.bare().with_file_name("config copy.git"),
+    )
+    .unwrap();
+    let mut source = source(&server);
+    let uri = server
+        .url
+        .replace("/repos/config.git", "/repos/config%20copy.git");
+    source["git"]["uri"] = json!(uri);
+    let result = out(&source, &digest(7));
+    assert!(result.ok(), "{result:?}");
+    assert_pushed(&server, &base, 1);
+}
+
 /// How known_hosts names the loopback server on `port`.
 fn listed(port: &str) -> String {
     format!("[127.0.0.1]:{port} ")

@@ -795,6 +795,14 @@ fn hostile_registries_end_in_bounded_time_and_memory() {
             within: seconds(10),
         },
         Case {
+            name: "huge-error",
+            path: "manifests/",
+            fault: Fault::HugeError(400),
+            check_platform: false,
+            expected: "HTTP 400",
+            within: seconds(10),
+        },
+        Case {
             name: "truncated",
             path: "manifests/",
             fault: Fault::Truncate,
@@ -947,6 +955,33 @@ fn tls_source(registry: &Registry, name: &str) -> Value {
     source["insecure"] = false.into();
     source["ca_certs"] = json!([registry.ca_pem().expect("a TLS registry")]);
     source
+}
+
+#[test]
+fn a_plain_http_token_realm_of_an_https_registry_is_refused_before_any_credential_is_sent() {
+    // The realm is a listener of this test's own: whatever a client sent there (the Basic
+    // credentials for the token, in clear) would arrive here.
+    let realm = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    realm.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}/token", realm.local_addr().expect("addr"));
+    // Nothing is pushed (skopeo would follow the same challenge): the 401 comes first.
+    let registry = Registry::start_tls_with_realm(Auth::Token(Some(credentials())), &url);
+    let mut source = tls_source(&registry, "team/app");
+    source["tag"] = "main".into();
+
+    let result = check(&source, None);
+    let error = result.error_line();
+    assert!(
+        error.contains(&format!("registry {}", registry.host()))
+            && error.contains(&url)
+            && error.contains("plain http"),
+        "{error}"
+    );
+    result.assert_never_prints(&credentials().password);
+    assert!(
+        realm.accept().is_err(),
+        "the check connected to the plain-http realm"
+    );
 }
 
 #[test]

@@ -8,9 +8,14 @@
 //!
 //! libgit2 calls in synchronously; the calls run on a blocking thread and drive the async client
 //! with the runtime's handle.
+//!
+//! A redirect of the first request (`info/refs`: a renamed repository on GitHub, `/repo` to
+//! `/repo.git`) moves the whole remote, as git does it (`update_url_from_redirect`): the POSTs
+//! that follow go to the new place directly. Following a redirect of the POST instead would not
+//! do: a 301 or 302 turns it into a GET, and the push would fail.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use git2::Remote;
@@ -28,6 +33,8 @@ pub struct Http {
     authorization: Option<HeaderValue>,
     handle: Handle,
     pub failure: Arc<Failure>,
+    /// `(asked, now)`: the remote URL libgit2 asks for, and where its `info/refs` redirected to.
+    moved: Mutex<Option<(String, String)>>,
 }
 
 impl Http {
@@ -42,11 +49,46 @@ impl Http {
             authorization,
             handle,
             failure: Arc::default(),
+            moved: Mutex::default(),
         })
     }
 
     fn fail(&self, message: String) -> io::Error {
         self.failure.record(message)
+    }
+
+    /// Where requests for the remote `url` go, and whether that is still `url`'s origin.
+    fn base(&self, url: &str) -> (String, bool) {
+        match &*self.moved.lock().expect("not poisoned") {
+            Some((asked, now)) if asked == url => (now.clone(), same_origin(url, now)),
+            _ => (url.to_string(), true),
+        }
+    }
+
+    /// After an `info/refs` answered from `got`: if a redirect brought it there, the remote
+    /// `url` lives at `got` minus the `info/refs` part from now on.
+    fn follow(&self, url: &str, base: &str, got: &reqwest::Url, service: &str) -> io::Result<()> {
+        let tail = format!("/info/refs?service={service}");
+        let got = got.as_str();
+        if got == format!("{base}{tail}") {
+            return Ok(());
+        }
+        let Some(now) = got.strip_suffix(&tail) else {
+            return Err(self.fail(format!(
+                "redirected to {got}, which is not a Git repository's info/refs; set source.git.uri to the repository's URL"
+            )));
+        };
+        eprintln!("git: {url} moved to {now}; pushing there");
+        *self.moved.lock().expect("not poisoned") = Some((url.to_string(), now.to_string()));
+        Ok(())
+    }
+}
+
+/// Whether `a` and `b` have the same scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
     }
 }
 
@@ -99,19 +141,20 @@ impl Stream {
             Service::ReceivePack => ("git-receive-pack", false),
         };
         let http = &self.http;
+        let (base, same_origin) = http.base(&self.url);
         let mut request = if advertisement {
-            http.client.request(
-                Method::GET,
-                format!("{}/info/refs?service={service}", self.url),
-            )
+            http.client
+                .request(Method::GET, format!("{base}/info/refs?service={service}"))
         } else {
             http.client
-                .request(Method::POST, format!("{}/{service}", self.url))
+                .request(Method::POST, format!("{base}/{service}"))
                 .header(CONTENT_TYPE, format!("application/x-{service}-request"))
                 .header(ACCEPT, format!("application/x-{service}-result"))
                 .body(std::mem::take(&mut self.body))
         };
-        if let Some(auth) = &http.authorization {
+        // Credentials go where the user sent them: as for the redirect itself (reqwest drops
+        // `Authorization` when the origin changes), never to another origin the server named.
+        if let Some(auth) = http.authorization.as_ref().filter(|_| same_origin) {
             request = request.header(AUTHORIZATION, auth.clone());
         }
         let response = http
@@ -145,6 +188,7 @@ impl Stream {
             _ => {}
         }
         if advertisement {
+            http.follow(&self.url, &base, response.url(), service)?;
             let expected = format!("application/x-{service}-advertisement");
             let content_type = response
                 .headers()

@@ -84,17 +84,27 @@ impl Address {
                         "contains a password; ssh authenticates with source.git.private_key".into(),
                     );
                 }
-                let path = url.path();
+                // The URL's path and user are percent-encoded (`a%20b.git`, and a space written
+                // as is comes back encoded); git decodes both before it asks the server, so the
+                // same URI reaches the same repository here.
+                let decoded = |part: &str, what: &str| {
+                    percent_encoding::percent_decode_str(part)
+                        .decode_utf8()
+                        .map(|s| s.into_owned())
+                        .map_err(|_| format!("has a {what} that is not UTF-8 once percent-decoded"))
+                };
+                let path = decoded(url.path(), "path")?;
                 // `ssh://host/~user/repo` is `~user/repo`, as git reads it.
                 let path = path
                     .strip_prefix('/')
                     .filter(|p| p.starts_with('~'))
-                    .unwrap_or(path);
+                    .unwrap_or(&path)
+                    .to_string();
                 (
-                    url.username().to_string(),
+                    decoded(url.username(), "user")?,
                     url.host_str().unwrap_or_default().to_string(),
                     url.port().unwrap_or(22),
-                    path.to_string(),
+                    path,
                 )
             }
         };
@@ -538,6 +548,14 @@ mod tests {
                 "ssh://git@[::1]:2222/config.git",
                 address("git", "::1", 2222, "/config.git"),
             ),
+            (
+                "ssh://d%65ploy@h/srv/team%20a/conf%C3%AFg.git",
+                address("deploy", "h", 22, "/srv/team a/confïg.git"),
+            ),
+            (
+                "ssh://h/srv/team a/r.git",
+                address("git", "h", 22, "/srv/team a/r.git"),
+            ),
         ] {
             assert_eq!(parse(uri), expected);
         }
@@ -549,6 +567,7 @@ mod tests {
             ("ssh://u:pw@h/r.git", "contains a password"),
             ("git@h:", "has no repository path"),
             ("ssh://h/", "has no repository path"),
+            ("ssh://h/r%FF.git", "has a path that is not UTF-8"),
         ] {
             let error = Address::parse(bad).err().unwrap();
             assert!(error.starts_with(why), "{bad}: {error}");

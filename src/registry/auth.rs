@@ -106,6 +106,17 @@ impl Registry {
                         format!("token realm {realm:?} is not a URL"),
                     )
                 })?;
+                // The token request carries the credentials, and its answer is one: over plain
+                // http both could be read (and the answer forged) on the way. A registry the
+                // user reaches over https does not get to downgrade that.
+                if url.scheme() == "http" && !self.base.starts_with("http:") {
+                    return Err(self.invalid(
+                        "auth challenge",
+                        format!(
+                            "the token realm {url} is plain http while the registry is https; refusing to send credentials in clear (the registry's auth configuration must name an https realm)"
+                        ),
+                    ));
+                }
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(service) = service {

@@ -78,8 +78,13 @@ impl Registry {
     }
 }
 
+/// An error body is one JSON document of a few entries; more is not worth reading.
+const MAX_ERROR: usize = 64 << 10;
+
 /// `": CODE message"` from a registry error body (`{"errors":[{"code":…,"message":…}]}`), or "".
-pub(super) async fn error_detail(resp: Response) -> String {
+/// Read up to [`MAX_ERROR`] bytes, like every other body: an error answer can be as hostile as
+/// any other.
+pub(super) async fn error_detail(mut resp: Response) -> String {
     #[derive(Deserialize)]
     struct Errors {
         errors: Vec<ErrorEntry>,
@@ -89,9 +94,16 @@ pub(super) async fn error_detail(resp: Response) -> String {
         code: Option<String>,
         message: Option<String>,
     }
-    let Ok(body) = resp.bytes().await else {
+    if resp.content_length().is_some_and(|n| n > MAX_ERROR as u64) {
         return String::new();
-    };
+    }
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        if body.len() + chunk.len() > MAX_ERROR {
+            return String::new();
+        }
+        body.extend_from_slice(&chunk);
+    }
     let Ok(parsed) = serde_json::from_slice::<Errors>(&body) else {
         return String::new();
     };

@@ -119,7 +119,7 @@ impl GitServer {
         std::fs::write(
             &config,
             format!(
-                r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv", "mod_accesslog")
+                r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv", "mod_accesslog", "mod_redirect")
 server.bind = "127.0.0.1"
 server.port = {port}
 server.document-root = "{www}"
@@ -130,6 +130,9 @@ auth.backend = "plain"
 auth.backend.plain.userfile = "{root}/users"
 auth.require = ("/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
 alias.url = ("/git/" => "{backend}/")
+# A renamed repository, as GitHub answers for one: every request under /moved/ gets a 301 to /git/.
+url.redirect = ("^/moved/(.*)$" => "/git/$1")
+url.redirect-code = 301
 $HTTP["url"] =~ "^/git/" {{
   cgi.assign = ("" => "")
   setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}/repos", "GIT_HTTP_EXPORT_ALL" => "")

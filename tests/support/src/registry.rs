@@ -90,17 +90,23 @@ enum Mode {
 impl Registry {
     /// A registry whose proxy speaks plain http (clients use `insecure: true`).
     pub fn start(auth: Auth) -> Registry {
-        Registry::start_with(auth, false)
+        Registry::start_with(auth, false, None)
     }
 
     /// A registry whose proxy (the registry API and, in token mode, the token realm) speaks
     /// https with a certificate for 127.0.0.1 from a CA of its own ([`Registry::ca_pem`]), as a
     /// registry behind a company CA does.
     pub fn start_tls(auth: Auth) -> Registry {
-        Registry::start_with(auth, true)
+        Registry::start_with(auth, true, None)
     }
 
-    fn start_with(auth: Auth, tls: bool) -> Registry {
+    /// A registry on https, like [`Registry::start_tls`], whose token challenge names `realm`
+    /// instead of its own token server (a misconfigured or hostile registry).
+    pub fn start_tls_with_realm(auth: Auth, realm: &str) -> Registry {
+        Registry::start_with(auth, true, Some(realm))
+    }
+
+    fn start_with(auth: Auth, tls: bool, realm: Option<&str>) -> Registry {
         install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("registry-")
@@ -150,10 +156,12 @@ impl Registry {
             Mode::Token(server) => {
                 let bundle = dir.path().join("token-ca.pem");
                 std::fs::write(&bundle, server.ca_pem()).expect("write root cert bundle");
+                let realm = realm.map_or_else(
+                    || format!("{scheme}://{}{}", proxy.addr, token::PATH),
+                    str::to_string,
+                );
                 format!(
-                    "auth:\n  token:\n    realm: {scheme}://{}{}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
-                    proxy.addr,
-                    token::PATH,
+                    "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     token::SERVICE,
                     token::ISSUER,
                     bundle.display()

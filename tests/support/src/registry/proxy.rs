@@ -43,6 +43,9 @@ pub enum Fault {
     Trickle,
     /// Answer 200 with an endless body (no `Content-Length`): 1 GiB of JSON-looking bytes.
     Huge,
+    /// Answer `status` (an error) with the same endless body: an error answer is read too, for
+    /// the registry's own error message.
+    HugeError(u16),
     /// Forward, then send half the body under the full `Content-Length` and close the connection.
     Truncate,
     /// Forward, then claim half the body's length in `Content-Length` (the rest is sent but
@@ -187,11 +190,15 @@ async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> 
             });
             return Body::from_stream(bytes).into_response();
         }
-        Some(Fault::Huge) => {
+        Some(Fault::Huge | Fault::HugeError(_)) => {
             const CHUNK: usize = 64 << 10;
             let chunks = futures::stream::iter(0..(1usize << 30) / CHUNK)
                 .map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'['; CHUNK])));
-            return Body::from_stream(chunks).into_response();
+            let mut resp = Body::from_stream(chunks).into_response();
+            if let Some(Fault::HugeError(status)) = fault {
+                *resp.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+            }
+            return resp;
         }
         _ => {}
     }
