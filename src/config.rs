@@ -54,6 +54,10 @@ pub struct Source {
     pub container: Option<String>,
     pub kubeconfig: Option<Secret>,
     pub context: Option<String>,
+    /// `kubeconfig` may carry credentials of users its context does not use (refused otherwise:
+    /// a copy of an admin's kubeconfig would hand the admin's key to whoever reads the var).
+    #[serde(default)]
+    pub allow_unused_credentials: bool,
     pub server: Option<String>,
     pub token: Option<Secret>,
     pub certificate_authority: Option<Certificates>,

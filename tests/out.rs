@@ -524,6 +524,123 @@ fn authenticates_with_a_kubeconfig_context() {
     assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
 }
 
+/// A kubeconfig copied from the admin's with only the context switched to a restricted token (what
+/// pipeline/rbac-readonly.yaml's recipe once made) is refused before anything is read or patched:
+/// the line names the admin user and what it holds, never a value. `allow_unused_credentials`
+/// passes it on purpose.
+#[test]
+fn a_kubeconfig_with_credentials_its_context_does_not_use_is_refused() {
+    let ns = web("out-unused-credentials", 1, &format!("{REPO}:v1"), "", "");
+    let token = shipped_rbac_token(&ns, None);
+    let mut kubeconfig: Value = serde_saphyr::from_str(&cp().kubeconfig_yaml()).unwrap();
+    let restricted: Value =
+        serde_saphyr::from_str(&cp().kubeconfig_for_token(&ns, &token)).unwrap();
+    let admin_key = kubeconfig["users"][0]["user"]["client-key-data"]
+        .as_str()
+        .expect("the admin kubeconfig holds a client key")
+        .to_string();
+    for list in ["users", "contexts"] {
+        let entry = restricted[list][0].clone();
+        kubeconfig[list].as_array_mut().unwrap().push(entry);
+    }
+    kubeconfig["current-context"] = json!("token");
+    let yaml = serde_json::to_string(&kubeconfig).unwrap(); // JSON is YAML
+    let mut source =
+        json!({"repository": REPO, "kubeconfig": yaml, "namespace": ns, "deployment": "web"});
+    let d = digest(13);
+    let request = json!({"source": source, "params": {"digest": d, "timeout": "2m"}});
+
+    let result = out(&request);
+    result.assert_never_prints(&admin_key);
+    result.assert_never_prints(&token);
+    let line = result.error_line();
+    assert!(
+        line.contains("source.kubeconfig: holds credentials this put does not use: user `admin` (client-certificate-data, client-key-data)")
+            && line.contains("source.allow_unused_credentials"),
+        "{line}"
+    );
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}:v1"));
+
+    source["allow_unused_credentials"] = json!(true);
+    out(&json!({"source": source, "params": {"digest": d, "timeout": "2m"}})).json();
+    assert_eq!(app_image(&ns, "deploy/web"), format!("{REPO}@{d}"));
+}
+
+/// The recipe in pipeline/rbac-readonly.yaml, run line by line as a user would (only the namespace
+/// is this test's), makes a kubeconfig that grants nothing the read-only Role does not: for every
+/// user in the file the API server answers no to patch, update and delete of the Deployment.
+#[test]
+fn the_shipped_read_only_kubeconfig_recipe_grants_no_write() {
+    let ns = web("out-recipe", 1, &format!("{REPO}:v1"), "", "");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rbac = std::fs::read_to_string(format!("{root}/pipeline/rbac-readonly.yaml")).unwrap();
+    let recipe: Vec<String> = rbac
+        .lines()
+        .skip_while(|l| !l.starts_with("#   kubectl apply"))
+        .take_while(|l| !l.starts_with("#   # -> "))
+        .map(|l| l.trim_start_matches("#   ").replace("ml-bot", &ns))
+        .collect();
+    assert!(recipe.len() > 5, "the recipe moved: {recipe:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(format!("{root}/pipeline"), dir.path().join("pipeline")).unwrap();
+    let path = format!(
+        "{}:{}",
+        testbed::tools_bin().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &recipe.join("\n")])
+        .current_dir(dir.path())
+        // kubectl's discovery cache goes to $HOME/.kube: the test's directory, not the host's.
+        .env("HOME", dir.path())
+        .env("PATH", path)
+        .env("KUBECONFIG", cp().kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        !dir.path().join("ca.crt").exists(),
+        "the recipe leaves ca.crt"
+    );
+
+    let file = dir.path().join("readonly.kubeconfig");
+    let file = file.to_str().unwrap();
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new(testbed::tools_bin().join("kubectl"))
+            .args(["--kubeconfig", file, "--cache-dir"])
+            .arg(dir.path().join(".kube/cache"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let users = kubectl(&["config", "view", "-o", "jsonpath={.users[*].name}"]);
+    let users: Vec<&str> = users.split_whitespace().collect();
+    assert_eq!(users, ["image-rollout-readonly"]);
+    let can = |user: &str, verb: &str| {
+        kubectl(&[
+            "--user",
+            user,
+            "-n",
+            &ns,
+            "auth",
+            "can-i",
+            verb,
+            "deployments/web",
+        ])
+    };
+    for user in &users {
+        for verb in ["patch", "update", "delete"] {
+            assert_eq!(can(user, verb), "no", "{user} may {verb} deployments/web");
+        }
+        assert_eq!(can(user, "watch"), "yes", "{user} cannot follow a rollout");
+    }
+}
+
 /// Applies pipeline/rbac.yaml (optionally with one verb removed) and returns the token of its
 /// ServiceAccount.
 fn shipped_rbac_token(ns: &str, drop_verb: Option<(&str, &str)>) -> String {

@@ -51,11 +51,14 @@ async fn config(source: &Source) -> Result<Config> {
             let kubeconfig = Kubeconfig::from_yaml(text.expose()).map_err(|e| match e {
             KubeconfigError::Parse(_) => bad(
                 "source.kubeconfig",
-                "is not a kubeconfig (expected the YAML of `kubectl config view --raw --minify`)",
+                "is not a kubeconfig (expected a kubeconfig's YAML; pipeline/rbac-readonly.yaml shows how to make one)",
             ),
             other => bad("source.kubeconfig", &other.to_string()),
         })?;
             check_certificates(&kubeconfig, source.context.as_deref())?;
+            if !source.allow_unused_credentials {
+                refuse_unused_credentials(&kubeconfig, source.context.as_deref())?;
+            }
             kubeconfig
         }
 
@@ -168,6 +171,56 @@ fn check_certificates(kubeconfig: &Kubeconfig, context: Option<&str>) -> Result<
             .map_err(|m| bad("source.kubeconfig", &format!("{owner}: {field} {m}")))?;
     }
     Ok(())
+}
+
+/// A kubeconfig holds the credentials of the user its context uses, and no others: a file made by
+/// copying an admin's config and switching the context would otherwise hand the admin's key to
+/// whoever can read the pipeline's var, while the put looked read-only. Names the users and the
+/// kinds of credential, never their values.
+fn refuse_unused_credentials(kubeconfig: &Kubeconfig, context: Option<&str>) -> Result<()> {
+    let name = context.or(kubeconfig.current_context.as_deref());
+    let used = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| Some(c.name.as_str()) == name)
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.as_deref());
+    let unused: Vec<String> = kubeconfig
+        .auth_infos
+        .iter()
+        .filter(|u| Some(u.name.as_str()) != used)
+        .filter_map(|u| {
+            let a = u.auth_info.as_ref()?;
+            let held: Vec<&str> = [
+                ("password", a.password.is_some()),
+                ("token", a.token.is_some()),
+                ("tokenFile", a.token_file.is_some()),
+                ("client-certificate", a.client_certificate.is_some()),
+                (
+                    "client-certificate-data",
+                    a.client_certificate_data.is_some(),
+                ),
+                ("client-key", a.client_key.is_some()),
+                ("client-key-data", a.client_key_data.is_some()),
+                ("auth-provider", a.auth_provider.is_some()),
+                ("exec", a.exec.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(key, set)| set.then_some(key))
+            .collect();
+            (!held.is_empty()).then(|| format!("user `{}` ({})", u.name, held.join(", ")))
+        })
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    Err(bad(
+        "source.kubeconfig",
+        &format!(
+            "holds credentials this put does not use: {}; give it a kubeconfig with only the user of its context (pipeline/rbac-readonly.yaml shows how to make one), or set source.allow_unused_credentials: true to pass them on purpose",
+            unused.join(", ")
+        ),
+    ))
 }
 
 fn bad(key: &'static str, message: &str) -> Error {
