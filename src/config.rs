@@ -106,6 +106,9 @@ pub struct GitSource {
     /// Extra PEM CA certificates for the Git server.
     #[serde(default)]
     pub ca_certs: Vec<Certificates>,
+    /// Where Flux's GitRepository and Kustomization for this repository live, read after a
+    /// revert (default: the put's namespace; often `flux-system`).
+    pub flux_namespace: Option<String>,
 }
 
 fn default_branch() -> String {
@@ -205,6 +208,10 @@ pub struct OutParams {
     pub timeout: Option<Duration>,
     pub wait: Option<bool>,
     pub rollback_on_failure: Option<bool>,
+    /// GitOps mode: how long to wait, after pushing a revert, for the agent to bring the
+    /// previous images back (`5m` by default; `timeout` is the deploy's own bound).
+    #[serde(default, with = "duration")]
+    pub restore_timeout: Option<Duration>,
     #[serde(default)]
     pub dry_run: bool,
     // Per-put overrides of the `source` keys of the same name.

@@ -188,4 +188,72 @@ fn flux_applies_the_pushed_digest_and_a_crashing_build_is_reverted_through_git()
     assert_eq!(image(cp, &ns), format!("{REPO}@{d1}"));
     rolled_out(cp, &ns, "60s");
     flux.ensure_running();
+
+    // The agent never applies the commit (its Kustomization is suspended): the put says that, not
+    // "did not roll out", and reverts. With the optional Role it then waits until Flux's source
+    // holds the revert, so that resuming the Kustomization applies the revert, never the commit.
+    let flux_rbac = include_str!("../pipeline/rbac-readonly-flux.yaml").replace("ml-bot", &ns);
+    cp.apply(&ns, &flux_rbac);
+    let suspend = |on: bool| {
+        cp.kubectl_ok(&[
+            "-n",
+            &ns,
+            "patch",
+            "kustomization/apps",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"suspend":{on}}}}}"#),
+        ])
+    };
+    suspend(true);
+    let d3 = digest(3);
+    let dir = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "params": {"digest": d3, "timeout": "20s", "restore_timeout": "90s"}});
+    let result = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]);
+    result.assert_never_prints(PASSWORD);
+    let line = result.error_line();
+    let deploy = server.git(&["rev-parse", "main~1"]);
+    let revert = server.git(&["rev-parse", "main"]);
+    for part in [
+        &format!("the agent did not apply {} within 20s", deploy.trim()),
+        "not applied by the agent within 20s: the pod template still runs app=",
+        &format!("reverted {} on main with {}", deploy.trim(), revert.trim()),
+        &format!("the cluster never ran {REPO}@{d3}"),
+        &format!(
+            "Flux reports gitrepository/config at main@sha1:{}",
+            revert.trim()
+        ),
+        "kustomization/apps is suspended",
+    ] {
+        assert!(
+            line.contains(part),
+            "{part:?} not in {line}\n{}",
+            result.stderr
+        );
+    }
+    assert!(!line.contains("did not roll out"), "{line}");
+    // Resumed at once, Flux applies the revert; the deploy commit's digest never runs.
+    suspend(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert_eq!(image(cp, &ns), format!("{REPO}@{d1}"));
+        let applied = cp.kubectl_ok(&[
+            "-n",
+            &ns,
+            "get",
+            "kustomization/apps",
+            "-o",
+            "jsonpath={.status.lastAppliedRevision}",
+        ]);
+        if applied.contains(revert.trim()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Flux never applied the revert:\n{}",
+            flux.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    flux.ensure_running();
 }

@@ -1081,3 +1081,18 @@ fn a_kubeconfig_certificate_that_is_not_one_fails_at_once_naming_it() {
         "{line}"
     );
 }
+
+/// `restore_timeout` bounds the wait after a GitOps revert; a cluster-mode put refuses it rather
+/// than ignoring it, before it connects anywhere.
+#[test]
+fn restore_timeout_is_a_gitops_key() {
+    let closed = testbed::registry::free_port();
+    let source = json!({"repository": REPO, "server": format!("https://{closed}"), "token": "t", "deployment": "web"});
+    let result =
+        out(&json!({"source": source, "params": {"digest": digest(14), "restore_timeout": "1m"}}));
+    let line = result.error_line();
+    assert!(
+        line.starts_with("params.restore_timeout: only applies with source.git"),
+        "{line}"
+    );
+}

@@ -44,6 +44,9 @@ pub enum WaitError {
     /// SIGTERM or SIGINT arrived, or another part of the step failed; `state` is the last
     /// progress line.
     Aborted { cause: Cause, state: String },
+    /// GitOps mode: the timeout passed and the template never ran the images waited for; it
+    /// still runs `still`. The agent did not apply the commit: nothing new ever ran.
+    NotApplied { timeout: Duration, still: String },
 }
 
 impl fmt::Display for WaitError {
@@ -56,6 +59,11 @@ impl fmt::Display for WaitError {
             ),
             WaitError::Refused(reason) => write!(f, "cannot follow the rollout: {reason}"),
             WaitError::Aborted { cause, state } => write!(f, "{cause} while waiting ({state})"),
+            WaitError::NotApplied { timeout, still } => write!(
+                f,
+                "not applied by the agent within {}: the pod template still runs {still}",
+                humantime::format_duration(*timeout)
+            ),
         }
     }
 }
@@ -166,6 +174,10 @@ pub async fn rollout<K: Workload>(
     let mut events = std::pin::pin!(stream::select(workload_events, pod_events));
 
     let mut first_seen: HashMap<(String, String, String), Instant> = HashMap::new();
+    // Whether the template ran `images` at some point: a GitOps wait that never saw it means the
+    // agent never applied the commit, which is not a failed rollout.
+    let mut applied = false;
+    let mut still = String::new();
     let mut last_line = String::new();
     let mut last_watch_error = String::new();
     loop {
@@ -174,8 +186,12 @@ pub async fn rollout<K: Workload>(
             let template = workload.template().and_then(|t| t.spec.as_ref());
             let runs = |images| template.is_some_and(|spec| pods::spec_runs(spec, images));
             let rollout = if runs(images) {
+                applied = true;
                 workload.rollout()
-            } else if applying.is_some_and(runs) {
+            } else if let Some(before) = applying.filter(|before| runs(before)) {
+                still = template
+                    .map(|spec| pods::images_of(spec, before))
+                    .unwrap_or_default();
                 let wanted: Vec<String> = images.iter().map(|(c, i)| format!("{c}={i}")).collect();
                 Rollout::Waiting(format!(
                     "waiting for the pod template to run {}",
@@ -224,6 +240,9 @@ pub async fn rollout<K: Workload>(
                 last_line.clone()
             }
         };
+        if now >= deadline && applying.is_some() && !applied && !still.is_empty() {
+            return Err(WaitError::NotApplied { timeout, still });
+        }
         if now >= deadline {
             return Err(WaitError::Failed(format!(
                 "timed out after {}: {}",

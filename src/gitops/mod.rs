@@ -5,6 +5,7 @@
 //! written to.
 
 pub mod edit;
+pub mod flux;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +15,7 @@ use futures::future::join_all;
 use git2::{Oid, Signature};
 
 use crate::abort::Abort;
-use crate::cluster::wait::{self, wait_error};
+use crate::cluster::wait::{self, WaitError, wait_error};
 use crate::cluster::{self, Cluster, Observed, access};
 use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
 use crate::deploy::{change_cause, deployable_digest, workloads};
@@ -26,6 +27,10 @@ use edit::Target;
 
 /// Long enough for an agent's poll interval (Flux's default is 1–10 min) plus the rollout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// After a revert: for the agent to apply it and the previous images to roll out again. Its own
+/// bound (`params.restore_timeout`), so that a failing put takes `timeout` plus this, not twice
+/// `timeout`.
+const DEFAULT_RESTORE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// How often a push rejected because the branch moved is retried (fetch, redo the edit, push).
 const PUSH_ATTEMPTS: usize = 5;
 
@@ -50,13 +55,21 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let image = format!("{}@{digest}", source.repository);
     let repository = ImageName::parse(&source.repository)?;
     let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let restore_timeout = params.restore_timeout.unwrap_or(DEFAULT_RESTORE_TIMEOUT);
 
     // Read the workloads before pushing: what they run now is what a failure goes back to, and a
     // missing workload or permission fails the put before anything is pushed.
     let watch = match watched(&source, &params)? {
-        Some(list) if params.wait.unwrap_or(true) => {
-            Some(Watch::read(&source, &params, list, &repository, timeout).await?)
-        }
+        Some(list) if params.wait.unwrap_or(true) => Some(
+            Watch::read(
+                &source,
+                &params,
+                list,
+                &repository,
+                [timeout, restore_timeout],
+            )
+            .await?,
+        ),
         _ => None,
     };
 
@@ -130,6 +143,17 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         version: crate::Version { digest },
         metadata,
     })
+}
+
+/// Where an agent says why it did not apply a commit.
+const AGENT_STATUS: &str = "Flux's GitRepository and Kustomization status (kubectl get gitrepositories,kustomizations -A; flux get kustomizations), or Argo CD's Application (argocd app get)";
+
+/// Why a wait for the agent ended without the rollout.
+struct Failed {
+    /// Every workload's failure, in one line.
+    line: String,
+    /// Every workload timed out still running what it ran before: the agent never applied.
+    never_applied: bool,
 }
 
 /// What the deploy commit did.
@@ -268,7 +292,8 @@ struct Watch {
     cluster: Cluster,
     workloads: Vec<(WorkloadRef, Observed)>,
     abort: Abort,
-    timeout: Duration,
+    /// The deploy's wait, then the restore's after a revert.
+    timeouts: [Duration; 2],
 }
 
 impl Watch {
@@ -277,7 +302,7 @@ impl Watch {
         params: &OutParams,
         list: Vec<WorkloadRef>,
         repository: &ImageName,
-        timeout: Duration,
+        timeouts: [Duration; 2],
     ) -> Result<Watch> {
         let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
         // Before anything is pushed: a Role missing a verb would otherwise show only after the
@@ -295,15 +320,15 @@ impl Watch {
             cluster,
             workloads,
             abort,
-            timeout,
+            timeouts,
         })
     }
 
     /// Waits for every workload to run `image` — or, with `back`, what it ran before — with a
     /// complete rollout. Meanwhile the template may still run the other one: the agent has not
     /// applied the commit yet; anything else means someone else changed it. Returns the
-    /// revisions, or every failure in one line.
-    async fn wait_for(&self, image: &str, back: bool) -> Result<Vec<String>, String> {
+    /// revisions, or every failure.
+    async fn wait_for(&self, image: &str, back: bool) -> Result<Vec<String>, Failed> {
         let results = join_all(self.workloads.iter().map(|(w, observed)| {
             let ours: BTreeMap<String, String> = observed
                 .images
@@ -322,26 +347,59 @@ impl Watch {
                     &observed.selector,
                     images,
                     Some(applying),
-                    self.timeout,
+                    self.timeouts[usize::from(back)],
                     &self.abort,
                 )
                 .await
-                .map_err(|e| wait_error(w, e))
+                .map_err(|e| (matches!(e, WaitError::NotApplied { .. }), wait_error(w, e)))
             }
         }))
         .await;
-        let failures: Vec<String> = results
-            .iter()
-            .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
-            .collect();
+        let failures: Vec<&(bool, Error)> =
+            results.iter().filter_map(|r| r.as_ref().err()).collect();
         if failures.is_empty() {
-            Ok(results.into_iter().filter_map(|r| r.ok()).collect())
-        } else {
-            Err(failures.join("; "))
+            return Ok(results.into_iter().filter_map(|r| r.ok()).collect());
+        }
+        Err(Failed {
+            line: failures
+                .iter()
+                .map(|(_, e)| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+            never_applied: failures.iter().all(|(not_applied, _)| *not_applied),
+        })
+    }
+
+    /// After the revert `revert` is pushed and the images are back: Flux's word that it holds the
+    /// revert (see [`flux`]), as a clause for the put's error line ("" when not asked).
+    async fn flux(&self, git: &GitSource, revert: &str, left: Duration) -> String {
+        let namespace = git
+            .flux_namespace
+            .as_deref()
+            .unwrap_or(&self.cluster.namespace);
+        let reported = flux::await_revision(
+            &self.cluster,
+            namespace,
+            &git.uri,
+            &git.branch,
+            revert,
+            left,
+            &self.abort,
+        )
+        .await;
+        match reported {
+            Ok(flux::Reported::Applied(clauses)) => format!("; Flux reports {}", comma(clauses)),
+            Ok(flux::Reported::Skipped(why)) => {
+                eprintln!("{why}");
+                String::new()
+            }
+            Err(pending) => format!(
+                "; but Flux has not taken the revert within params.restore_timeout ({pending}) and may still apply the deploy commit; look at the agent: {AGENT_STATUS}"
+            ),
         }
     }
 
-    async fn wait(&self, image: &str) -> Result<Vec<String>, String> {
+    async fn wait(&self, image: &str) -> Result<Vec<String>, Failed> {
         eprintln!(
             "waiting for the agent to apply {image} to {} in namespace {}",
             comma(self.workloads.iter().map(|(w, _)| w)),
@@ -354,13 +412,21 @@ impl Watch {
     /// wait for the agent to bring the previous images back.
     async fn fail(
         &self,
-        failure: String,
+        failed: Failed,
         image: &str,
         repo: Repo,
         commit: Option<Oid>,
         params: &OutParams,
         git: &GitSource,
     ) -> Error {
+        let failure = match (failed.never_applied, commit) {
+            (true, Some(commit)) => format!(
+                "the agent did not apply {commit} within {} ({})",
+                humantime::format_duration(self.timeouts[0]),
+                failed.line
+            ),
+            _ => failed.line,
+        };
         let Some(commit) = commit else {
             return Error::DeployFailed(format!(
                 "{failure}; this put pushed nothing, so there is nothing to revert"
@@ -389,6 +455,10 @@ impl Watch {
             }
         })
         .await;
+        let pushed = reverted
+            .as_ref()
+            .ok()
+            .and_then(|r| r.map(|oid| oid.to_string()));
         let revert = match reverted {
             Ok(Some(revert)) => revert.to_string(),
             Ok(None) => "nothing (already reverted)".into(),
@@ -409,15 +479,31 @@ impl Watch {
                 comma(o.images.iter().map(|(c, i)| format!("{c}={i}")))
             )
         }));
+        // Nothing new ever ran: the revert only keeps the agent from applying the commit later.
+        let outcome = if failed.never_applied {
+            format!("the cluster never ran {image} ({back}); look at the agent: {AGENT_STATUS}")
+        } else {
+            format!("back on {back}")
+        };
+        let restore_started = Instant::now();
         match self.wait_for(image, true).await {
-            Ok(_) => Error::DeployFailed(format!("{failure}; {reverted}; back on {back}")),
+            Ok(_) => {
+                let left = self.timeouts[1].saturating_sub(restore_started.elapsed());
+                let flux = match &pushed {
+                    Some(revert) => self.flux(git, revert, left).await,
+                    None => String::new(),
+                };
+                Error::DeployFailed(format!("{failure}; {reverted}; {outcome}{flux}"))
+            }
             // A signal during this wait: the revert is pushed, only its rollout is unverified.
             Err(e) if self.abort.received().is_some() => Error::DeployFailed(format!(
-                "{failure}; {reverted} (the agent's rollout of it not awaited: {e})"
+                "{failure}; {reverted} (the agent's rollout of it not awaited: {})",
+                e.line
             )),
-            Err(e) => {
-                Error::DeployFailed(format!("{failure}; {reverted}, but ROLLBACK FAILED: {e}"))
-            }
+            Err(e) => Error::DeployFailed(format!(
+                "{failure}; {reverted}, but ROLLBACK FAILED: {}",
+                e.line
+            )),
         }
     }
 }

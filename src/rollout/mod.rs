@@ -41,6 +41,12 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let started = Instant::now();
     let abort = Abort::on_signals()?;
     let OutRequest { source, params } = request;
+    if params.restore_timeout.is_some() {
+        return Err(Error::Config {
+            key: "params.restore_timeout",
+            message: "only applies with source.git (GitOps mode); a cluster-mode rollback is awaited for the longer of timeout and 2m".into(),
+        });
+    }
     let wait = params.wait.unwrap_or(true);
     // Nothing has changed yet: an abort simply ends the step.
     let (workloads, digest, cluster) = tokio::select! {
@@ -434,6 +440,8 @@ impl Run<'_> {
             Err(WaitError::Replaced(now)) => {
                 format!("restored {previous}, then someone else changed {workload} (now {now})")
             }
+            // Only a GitOps wait (one with `applying`) ends this way.
+            Err(e @ WaitError::NotApplied { .. }) => format!("ROLLBACK FAILED for {workload}: {e}"),
             Err(WaitError::Failed(reason)) => format!(
                 "ROLLBACK FAILED for {workload}: restored {previous}, but that did not roll out either: {reason}"
             ),

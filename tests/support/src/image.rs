@@ -54,6 +54,11 @@ pub fn release_dir() -> &'static Path {
                 TARGET,
             ])
             .env("CARGO_TARGET_DIR", &target_dir)
+            // The rustc beside this cargo: rustup's proxy would otherwise pick the toolchain a
+            // dependency's own `rust-toolchain` file names (ff 0.14 pins one) whenever nothing set
+            // RUSTUP_TOOLCHAIN, as `cargo test` through rustup does but a test binary run
+            // directly (scripts/test.sh) does not.
+            .env("RUSTC", Path::new(env!("CARGO")).with_file_name("rustc"))
             .status()
             .expect("run cargo");
         assert!(
