@@ -1092,7 +1092,7 @@ fn restore_timeout_is_a_gitops_key() {
         out(&json!({"source": source, "params": {"digest": digest(14), "restore_timeout": "1m"}}));
     let line = result.error_line();
     assert!(
-        line.starts_with("params.restore_timeout: only applies with source.git"),
+        line.contains("params.restore_timeout: only applies with source.git"),
         "{line}"
     );
 }
