@@ -23,6 +23,8 @@ log() { printf '[test %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 start=$SECONDS
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The library's docs: every intra-doc link resolves, no link into private items.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 log "lints passed in $((SECONDS - start))s"
 
 build=$SECONDS

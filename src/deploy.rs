@@ -11,7 +11,7 @@ use crate::error::{Error, Result, quote};
 use crate::registry::tag::current_digest;
 use crate::registry::{ImageName, Registry};
 
-/// The digest to deploy ([`resolve_digest`]), refused unless signed as `source.verify` demands.
+/// The digest to deploy (see `resolve_digest`), refused unless signed as `source.verify` demands.
 pub async fn deployable_digest(source: &Source, params: &OutParams, dir: &Path) -> Result<Digest> {
     let digest = resolve_digest(source, params, dir).await?;
     if source.verify.is_some() {

@@ -26,7 +26,7 @@ pub struct Timeouts {
 }
 
 /// The HTTP client every server of the resource is reached with (registry, token realm, Git):
-/// our User-Agent, `timeouts`, redirects by [`redirect_policy`], TLS by [`with_tls`]. A TLS setup
+/// our User-Agent, `timeouts`, redirects by `redirect_policy`, TLS by `with_tls`. A TLS setup
 /// that fails names `ca_key`, where the certificates came from.
 pub fn client(
     insecure: bool,

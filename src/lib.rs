@@ -1,6 +1,6 @@
 //! image-rollout-resource: a Concourse resource type that follows an OCI image tag by digest
 //! (`check`, `in`) and rolls Kubernetes workloads to exactly that digest (`out`), either by
-//! patching them or by committing the digest to a config repository for a GitOps agent; [`put`]
+//! patching them or by committing the digest to a config repository for a GitOps agent; [`mod@put`]
 //! says where each part of `out` lives.
 //!
 //! Each binary in `bin/` is one call into [`steps`]: [`protocol::run`] around one step function.

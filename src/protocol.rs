@@ -1,5 +1,5 @@
 //! The Concourse resource protocol around one library call: request JSON on stdin, result JSON on
-//! stdout, every log line on stderr, the step's directory as argv[1].
+//! stdout, every log line on stderr, the step's directory as `argv[1]`.
 //!
 //! Errors end the process with exit 1 and a single `error: …` line. The error types of this crate
 //! render their whole cause in that line, so no chain of `Caused by` is ever printed.
@@ -37,7 +37,7 @@ pub struct StepOutput {
     pub metadata: Vec<Metadata>,
 }
 
-/// Runs `step` with the request parsed from stdin and argv[1], and prints its result.
+/// Runs `step` with the request parsed from stdin and `argv[1]`, and prints its result.
 ///
 /// ```no_run
 /// // bin/check.rs
@@ -106,7 +106,7 @@ pub fn version_line() -> String {
     )
 }
 
-/// The file name this process was started as (argv[0]): the step, when it runs as a link.
+/// The file name this process was started as (`argv[0]`): the step, when it runs as a link.
 pub fn step_name() -> std::ffi::OsString {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     PathBuf::from(argv0)
@@ -115,7 +115,7 @@ pub fn step_name() -> std::ffi::OsString {
         .to_owned()
 }
 
-/// The step's directory (argv[1]) that `in` and `out` need.
+/// The step's directory (`argv[1]`) that `in` and `out` need.
 pub fn directory(dir: Option<PathBuf>) -> Result<PathBuf, Error> {
     dir.ok_or_else(|| {
         Error::Request(

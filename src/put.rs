@@ -16,7 +16,7 @@ use crate::config::OutRequest;
 use crate::error::Result;
 use crate::protocol::StepOutput;
 
-/// Runs a put. `dir` is the build's working directory (argv[1]); `params.image` is relative to it.
+/// Runs a put. `dir` is the build's working directory (`argv[1]`); `params.image` is relative to it.
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     if request.source.git.is_some() {
         crate::gitops::put(request, dir).await

@@ -31,7 +31,7 @@ pub fn put() -> ExitCode {
     )
 }
 
-/// Runs the step named by the file name this process was started as (argv[0]).
+/// Runs the step named by the file name this process was started as (`argv[0]`).
 pub fn by_name() -> ExitCode {
     let name = protocol::step_name();
     match name.to_str() {

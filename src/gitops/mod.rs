@@ -34,7 +34,7 @@ const DEFAULT_RESTORE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// How often a push rejected because the branch moved is retried (fetch, redo the edit, push).
 const PUSH_ATTEMPTS: usize = 5;
 
-/// Runs a put in GitOps mode. `dir` is the build's working directory (argv[1]).
+/// Runs a put in GitOps mode. `dir` is the build's working directory (`argv[1]`).
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let started = Instant::now();
     let OutRequest { source, params } = request;

@@ -1,14 +1,14 @@
 //! A minimal OCI distribution (registry API v2) client: what `check` and `in` need and nothing
 //! more — manifests by tag or digest, small blobs by digest, and the auth dance.
 //!
-//! Every request goes through [`Registry::request`], which owns retries (429, 5xx, connection
-//! errors; `Retry-After` honoured; bounded in attempts and time) and authentication (answer a 401
-//! challenge once, then reuse the credential for the rest of the process).
+//! Every request goes through `Registry::request` (in `auth.rs`), which owns retries (429, 5xx,
+//! connection errors; `Retry-After` honoured; bounded in attempts and time) and authentication
+//! (answer a 401 challenge once, then reuse the credential for the rest of the process).
 //!
 //! Each job has a file: [`name`] (which repository, from `source.repository`), [`tag`] (the
-//! digest a tag points at now), [`manifest`] (reading manifests and indexes), [`auth`] and
-//! [`challenge`] (the auth dance), [`retry`], [`response`] (capped, verified bodies and error
-//! lines), [`remembered`] (a challenge kept between the checks of one container). The HTTP
+//! digest a tag points at now), [`manifest`] (reading manifests and indexes), `auth.rs` and
+//! [`challenge`] (the auth dance), `retry.rs`, `response.rs` (capped, verified bodies and error
+//! lines), `remembered.rs` (a challenge kept between the checks of one container). The HTTP
 //! client itself is [`crate::http`]'s.
 
 mod auth;

@@ -36,7 +36,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// after a few seconds must not declare its own rollback failed after the same few seconds.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs a put in cluster mode. `dir` is the build's working directory (argv[1]).
+/// Runs a put in cluster mode. `dir` is the build's working directory (`argv[1]`).
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     let started = Instant::now();
     let abort = Abort::on_signals()?;
