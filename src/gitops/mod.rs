@@ -291,6 +291,9 @@ fn watched(source: &Source, params: &OutParams) -> Result<Option<Vec<WorkloadRef
 struct Watch {
     cluster: Cluster,
     workloads: Vec<(WorkloadRef, Observed)>,
+    /// How the workloads' containers were selected, to read them again after a revert.
+    container: Option<String>,
+    repository: ImageName,
     abort: Abort,
     /// The deploy's wait, then the restore's after a revert.
     timeouts: [Duration; 2],
@@ -319,6 +322,8 @@ impl Watch {
         Ok(Watch {
             cluster,
             workloads,
+            container: container.map(str::to_string),
+            repository: repository.clone(),
             abort,
             timeouts,
         })
@@ -368,6 +373,21 @@ impl Watch {
                 .join("; "),
             never_applied: failures.iter().all(|(not_applied, _)| *not_applied),
         })
+    }
+
+    /// Whether any workload's template runs `image` now (one GET each; a failed read says no:
+    /// this only picks the wording of the put's error).
+    async fn runs_now(&self, image: &str) -> bool {
+        for (w, _) in &self.workloads {
+            let now = self
+                .cluster
+                .observe(w, self.container.as_deref(), &self.repository)
+                .await;
+            if now.is_ok_and(|o| o.images.values().any(|i| i == image)) {
+                return true;
+            }
+        }
+        false
     }
 
     /// After the revert `revert` is pushed and the images are back: Flux's word that it holds the
@@ -480,7 +500,10 @@ impl Watch {
             )
         }));
         // Nothing new ever ran: the revert only keeps the agent from applying the commit later.
-        let outcome = if failed.never_applied {
+        // Unless the agent applied it in the moment between the timeout and the revert: then the
+        // images are awaited back as after any failed rollout.
+        let never_ran = failed.never_applied && !self.runs_now(image).await;
+        let outcome = if never_ran {
             format!("the cluster never ran {image} ({back}); look at the agent: {AGENT_STATUS}")
         } else {
             format!("back on {back}")
