@@ -240,7 +240,8 @@ pub async fn rollout<K: Workload>(
                 last_line.clone()
             }
         };
-        if now >= deadline && applying.is_some() && !applied && !still.is_empty() {
+        // `still` is only ever set by a GitOps wait (one with `applying`).
+        if now >= deadline && !applied && !still.is_empty() {
             return Err(WaitError::NotApplied { timeout, still });
         }
         if now >= deadline {

@@ -63,7 +63,7 @@ pub async fn await_revision(
     );
     let deadline = Instant::now() + timeout;
     loop {
-        let listed = match (
+        let (repos, kusts) = match (
             sources.list(&ListParams::default()).await,
             kustomizations.list(&ListParams::default()).await,
         ) {
@@ -89,7 +89,6 @@ pub async fn await_revision(
                 continue;
             }
         };
-        let (repos, kusts) = listed;
         let followed: Vec<&DynamicObject> =
             repos.iter().filter(|r| follows(r, uri, branch)).collect();
         if followed.is_empty() {

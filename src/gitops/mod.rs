@@ -475,15 +475,14 @@ impl Watch {
             }
         })
         .await;
-        let pushed = reverted
-            .as_ref()
-            .ok()
-            .and_then(|r| r.map(|oid| oid.to_string()));
-        let revert = match reverted {
-            Ok(Some(revert)) => revert.to_string(),
-            Ok(None) => "nothing (already reverted)".into(),
+        // `None`: the commit was already reverted by someone else; nothing was pushed.
+        let pushed = match reverted {
+            Ok(pushed) => pushed.map(|oid| oid.to_string()),
             Err(e) => return Error::DeployFailed(format!("{failure}; REVERT FAILED: {e}")),
         };
+        let revert = pushed
+            .clone()
+            .unwrap_or_else(|| "nothing (already reverted)".into());
         let reverted = format!("reverted {commit} on {} with {revert}", git.branch);
         if let Some(signal) = self.abort.received() {
             return Error::DeployFailed(format!(

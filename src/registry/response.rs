@@ -27,36 +27,17 @@ impl Registry {
         }
     }
 
-    /// Reads a body of at most `limit` bytes, chunk by chunk, so a huge or endless answer
-    /// costs no more memory than the limit.
-    pub(super) async fn body(
-        &self,
-        what: &str,
-        mut resp: Response,
-        limit: usize,
-    ) -> Result<Vec<u8>> {
-        let too_large = || self.invalid(what, format!("response larger than {limit} bytes"));
-        let declared = resp.content_length();
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            self.invalid(
-                what,
-                format!(
-                    "reading the response failed after {} bytes: {}",
-                    body.len(),
-                    root_cause(&e)
-                ),
-            )
-        })? {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+    /// Reads a body of at most `limit` bytes ([`capped`]), naming what went wrong.
+    pub(super) async fn body(&self, what: &str, resp: Response, limit: usize) -> Result<Vec<u8>> {
+        capped(resp, limit).await.map_err(|cut| {
+            let message = match cut {
+                Cut::TooLarge => format!("response larger than {limit} bytes"),
+                Cut::Failed { after, cause } => {
+                    format!("reading the response failed after {after} bytes: {cause}")
+                }
+            };
+            self.invalid(what, message)
+        })
     }
 
     pub(super) async fn status_error(&self, what: &str, resp: Response) -> Error {
@@ -78,13 +59,42 @@ impl Registry {
     }
 }
 
+/// Why [`capped`] stopped short of a whole body.
+enum Cut {
+    TooLarge,
+    Failed { after: usize, cause: String },
+}
+
+/// Reads a body of at most `limit` bytes, chunk by chunk, so a huge or endless answer costs no
+/// more memory than the limit (a declared `Content-Length` over it is refused before reading).
+async fn capped(mut resp: Response, limit: usize) -> Result<Vec<u8>, Cut> {
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Cut::TooLarge);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > limit => return Err(Cut::TooLarge),
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(Cut::Failed {
+                    after: body.len(),
+                    cause: root_cause(&e),
+                });
+            }
+        }
+    }
+}
+
 /// An error body is one JSON document of a few entries; more is not worth reading.
 const MAX_ERROR: usize = 64 << 10;
 
 /// `": CODE message"` from a registry error body (`{"errors":[{"code":…,"message":…}]}`), or "".
 /// Read up to [`MAX_ERROR`] bytes, like every other body: an error answer can be as hostile as
 /// any other.
-pub(super) async fn error_detail(mut resp: Response) -> String {
+pub(super) async fn error_detail(resp: Response) -> String {
     #[derive(Deserialize)]
     struct Errors {
         errors: Vec<ErrorEntry>,
@@ -94,16 +104,9 @@ pub(super) async fn error_detail(mut resp: Response) -> String {
         code: Option<String>,
         message: Option<String>,
     }
-    if resp.content_length().is_some_and(|n| n > MAX_ERROR as u64) {
+    let Ok(body) = capped(resp, MAX_ERROR).await else {
         return String::new();
-    }
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        if body.len() + chunk.len() > MAX_ERROR {
-            return String::new();
-        }
-        body.extend_from_slice(&chunk);
-    }
+    };
     let Ok(parsed) = serde_json::from_slice::<Errors>(&body) else {
         return String::new();
     };
