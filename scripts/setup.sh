@@ -46,6 +46,15 @@ bundle=${IRR_CONCOURSE_BUNDLE:-$root/../shared/concourse}
 if [ -x "$bundle/install.sh" ]; then
   cache=${IRR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-rollout-resource}
   "$bundle/install.sh" "$cache/concourse" | sed 's/^/[setup] /' >&2
+  # registry-image-resource's own check (v1.18.0, static): the oracle and the peer of the tag
+  # policies (tests/tags.rs, benches/registry.rs). It runs on the host with JSON on stdin.
+  rir_type="$bundle/resource-types/registry-image"
+  rir_version=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' "$rir_type/resource_metadata.json")
+  rir="$cache/registry-image-resource/$rir_version"
+  if [ "$mode" != demo ] && [ ! -x "$rir/check" ]; then
+    mkdir -p "$rir"
+    tar -xzf "$rir_type/rootfs.tgz" -C "$rir" --strip-components=3 ./opt/resource/check
+  fi
 elif [ "${CI:-}" = true ]; then
   log "CI=true but no Concourse bundle at $bundle (IRR_CONCOURSE_BUNDLE): the end-to-end test needs it"
   exit 1

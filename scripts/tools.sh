@@ -15,7 +15,7 @@
 #   cluster  etcd, Kubernetes (apiserver, controller-manager, scheduler, kubectl), kwok: the
 #            control plane the demo and the tests run. This is all scripts/demo.sh builds.
 #   test     crane (benchmark peer), cosign (signs test images), actionlint (checks the
-#            workflows), Flux's source-controller and kustomize-controller (the GitOps agent):
+#            workflows), semver-oracle (Masterminds/semver, judge of the semver port), Flux's source-controller and kustomize-controller (the GitOps agent):
 #            only the tests and benchmarks run them, and they are most of a cold build.
 set -euo pipefail
 
@@ -33,7 +33,9 @@ build() {
   local name=$1 ldflags=$2; shift 2
   local mod="$root/tests/support/tools/$name"
   local key
-  key=$(cat "$mod/go.mod" "$mod/go.sum" <(go version) <(echo "$ldflags") | sha256sum | cut -c1-16)
+  # A wrapper with a program of its own (main.go) is keyed by that program too.
+  key=$(cat "$mod/go.mod" "$mod/go.sum" <(cat "$mod/main.go" 2>/dev/null || true) \
+    <(go version) <(echo "$ldflags") | sha256sum | cut -c1-16)
   local out="$cache/tools/$name-$key"
   if [ ! -f "$out/.complete" ]; then
     log "building $name ($*) — cold build, this takes a while"
@@ -76,6 +78,8 @@ test_tools() {
   build crane "" github.com/google/go-containerregistry/cmd/crane
   build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
   build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
+  # Masterminds/semver as registry-image-resource pins it: the judge of src/policy/semver.rs.
+  build semver-oracle "" image-rollout-resource/tools/semver-oracle
   # Flux v1.9.6. v1.10.x is blocked here, not by Go (GOTOOLCHAIN=go1.27.3 gets Go 1.27) but by the
   # module proxy, which refuses modules both controllers require (docs/testing.md, "Flux").
   build source-controller "" github.com/fluxcd/source-controller

@@ -21,15 +21,33 @@ use crate::error::quote;
 /// let source: image_rollout_resource::Source = serde_json::from_str(
 ///     r#"{"repository": "ghcr.io/werdnum/family-assistant", "deployment": "family-assistant"}"#,
 /// ).unwrap();
-/// assert_eq!(source.tag, "latest");
+/// assert_eq!(source.tag(), "latest");
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// `registry/name` without tag or digest; Docker Hub short names are allowed.
     pub repository: String,
-    #[serde(default = "default_tag")]
-    pub tag: String,
+    /// The one tag to follow (`latest` when no policy key below is set either).
+    pub tag: Option<String>,
+    // Tag policies: follow releases instead of one tag, with registry-image-resource's keys and
+    // meanings (src/check/policy.rs says which combinations are refused and where we differ).
+    /// Follow the highest semver tag that meets this constraint (Masterminds syntax, `>= 1.2, < 2`).
+    pub semver_constraint: Option<String>,
+    /// Follow the tags this regular expression matches (the whole tag), the last listed newest.
+    pub tag_regex: Option<String>,
+    /// Semver tags with a pre-release (`1.2.0-rc.1`) count too.
+    #[serde(default)]
+    pub pre_releases: bool,
+    /// Pre-release words accepted besides `alpha`, `beta` and `rc`.
+    #[serde(default)]
+    pub pre_release_prefixes: Vec<String>,
+    /// Follow semver tags with this suffix (`1.2.3-alpine` for `alpine`).
+    pub variant: Option<String>,
+    /// registry-image-resource's ordering by image creation time: refused with the reason
+    /// (it costs three requests per matching tag, every check).
+    #[serde(default)]
+    pub created_at_sort: bool,
     pub username: Option<String>,
     pub password: Option<Secret>,
     /// Follow one platform's manifest inside a multi-arch index instead of the index itself.
@@ -148,15 +166,21 @@ pub struct Keyless {
     pub trusted_root: String,
 }
 
-fn default_tag() -> String {
-    "latest".into()
+impl Source {
+    /// `source.tag`, or `latest`: the tag followed when no tag policy is set.
+    pub fn tag(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
 }
 
-/// The only thing that identifies a version: the manifest digest.
+/// A version: the manifest digest, which alone says what is deployed, and the tag it was found
+/// under (what a person reads; versions recorded before tags were reported have none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Version {
     pub digest: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// `check` request.

@@ -6,28 +6,31 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::config::{Digest, OutParams, Source, WorkloadRef};
+use crate::config::{OutParams, Source, Version, WorkloadRef};
 use crate::error::{Error, Result, quote};
-use crate::registry::tag::current_digest;
 use crate::registry::{ImageName, Registry};
 
-/// The digest to deploy (see `resolve_digest`), refused unless signed as `source.verify` demands.
-pub async fn deployable_digest(source: &Source, params: &OutParams, dir: &Path) -> Result<Digest> {
-    let digest = resolve_digest(source, params, dir).await?;
+/// The version to deploy (see `resolve`), refused unless signed as `source.verify` demands.
+pub async fn deployable(source: &Source, params: &OutParams, dir: &Path) -> Result<Version> {
+    let version = resolve(source, params, dir).await?;
     if source.verify.is_some() {
-        crate::verify::require(source, &Registry::new(source)?, &digest).await?;
+        crate::verify::require(source, &Registry::new(source)?, &version.digest).await?;
     }
-    Ok(digest)
+    Ok(version)
 }
 
-/// The digest to deploy: from a `get` step's directory, from `params.digest`, or the tag now.
-async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Result<Digest> {
+/// The version to deploy: from a `get` step's directory, from `params.digest`, or what the
+/// source's tag policy points at now. The tag (when known) only labels it.
+async fn resolve(source: &Source, params: &OutParams, dir: &Path) -> Result<Version> {
     match (&params.image, &params.digest) {
         (Some(_), Some(_)) => Err(Error::Config {
             key: "params.digest",
             message: "set either params.image or params.digest, not both".into(),
         }),
-        (None, Some(digest)) => Ok(digest.clone()),
+        (None, Some(digest)) => Ok(Version {
+            digest: digest.clone(),
+            tag: None,
+        }),
         (Some(path), None) => {
             let read = |name: &str| {
                 let file = dir.join(path).join(name);
@@ -51,24 +54,15 @@ async fn resolve_digest(source: &Source, params: &OutParams, dir: &Path) -> Resu
                     ),
                 });
             }
-            read("digest")?.parse().map_err(|message| Error::File {
+            let digest = read("digest")?.parse().map_err(|message| Error::File {
                 path: dir.join(path).join("digest").display().to_string(),
                 message,
-            })
+            })?;
+            // `in` writes it; a directory from another resource may not have one.
+            let tag = read("tag").ok().filter(|t| !t.is_empty());
+            Ok(Version { digest, tag })
         }
-        (None, None) => {
-            let registry = Registry::new(source)?;
-            current_digest(&registry, source)
-                .await?
-                .ok_or_else(|| Error::Config {
-                    key: "source.tag",
-                    message: format!(
-                        "tag {} does not exist in {}",
-                        quote(&source.tag),
-                        source.repository
-                    ),
-                })
-        }
+        (None, None) => crate::policy::current(&Registry::new(source)?, source).await,
     }
 }
 
@@ -107,8 +101,18 @@ pub fn workloads(source: &Source, params: &OutParams) -> Result<Vec<WorkloadRef>
     Ok(list)
 }
 
-/// `kubernetes.io/change-cause`: which build deployed what, with a link back to it.
-pub fn change_cause(image: &str) -> String {
+/// `ghcr.io/o/app@sha256:… (v1.4.2)`: the image, and the tag it was found under when known.
+pub fn label(image: &str, tag: Option<&str>) -> String {
+    match tag {
+        Some(tag) => format!("{image} ({tag})"),
+        None => image.to_string(),
+    }
+}
+
+/// `kubernetes.io/change-cause`: which build deployed what (the image, and its tag when known),
+/// with a link back to it.
+pub fn change_cause(image: &str, tag: Option<&str>) -> String {
+    let image = label(image, tag);
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (
         var("BUILD_PIPELINE_NAME"),

@@ -19,13 +19,19 @@ const SOURCE: &str = "org.opencontainers.image.source";
 pub async fn get(request: InRequest, dir: &Path) -> Result<StepOutput> {
     let source = &request.source;
     let registry = Registry::new(source)?;
-    let digest = request.version.digest;
+    let digest = request.version.digest.clone();
+    // Versions recorded before check reported tags have none; they came from `source.tag`.
+    let tag = request
+        .version
+        .tag
+        .clone()
+        .unwrap_or_else(|| source.tag().to_string());
     crate::verify::require(source, &registry, &digest).await?;
     let top = fetch(&registry, &digest).await?;
 
     let mut metadata = vec![
         Metadata::new("repository", &source.repository),
-        Metadata::new("tag", &source.tag),
+        Metadata::new("tag", &tag),
         Metadata::new("digest", digest.to_string()),
     ];
     let (image, annotations) = match parse(&registry, &top)? {
@@ -91,7 +97,7 @@ pub async fn get(request: InRequest, dir: &Path) -> Result<StepOutput> {
 
     let reference = format!("{}@{digest}", source.repository);
     write(dir, "repository", &source.repository)?;
-    write(dir, "tag", &source.tag)?;
+    write(dir, "tag", &tag)?;
     write(dir, "digest", &digest.to_string())?;
     write(dir, "reference", &reference)?;
     write(
@@ -101,7 +107,7 @@ pub async fn get(request: InRequest, dir: &Path) -> Result<StepOutput> {
     )?;
     eprintln!("fetched {reference}");
     Ok(StepOutput {
-        version: crate::Version { digest },
+        version: request.version,
         metadata,
     })
 }

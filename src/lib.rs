@@ -16,6 +16,7 @@ pub mod git;
 pub mod gitops;
 pub mod http;
 pub mod pem;
+pub mod policy;
 pub mod protocol;
 pub mod put;
 pub mod registry;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use testbed::cluster::{CRASH_MESSAGE, PodFailure};
 use testbed::concourse::Bundle;
-use testbed::concourse::rig::{JOB, PIPELINE, RESOURCE, Rig};
+use testbed::concourse::rig::{JOB, PIPELINE, RESOURCE, Rig, TAG};
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -94,7 +94,7 @@ fn deploys_on_the_webhook(rig: &Rig, seen: &mut Seen) -> String {
     assert_eq!(
         rig.deployment("{.metadata.annotations.kubernetes\\.io/change-cause}"),
         format!(
-            "image-rollout {pinned} by {PIPELINE}/{JOB} #1 {}/teams/main/pipelines/{PIPELINE}/jobs/{JOB}/builds/1",
+            "image-rollout {pinned} ({TAG}) by {PIPELINE}/{JOB} #1 {}/teams/main/pipelines/{PIPELINE}/jobs/{JOB}/builds/1",
             rig.concourse.url()
         )
     );

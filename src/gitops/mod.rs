@@ -18,7 +18,7 @@ use crate::abort::Abort;
 use crate::cluster::wait::{self, WaitError, wait_error};
 use crate::cluster::{self, Cluster, Observed, access};
 use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
-use crate::deploy::{change_cause, deployable_digest, workloads};
+use crate::deploy::{change_cause, deployable, label, workloads};
 use crate::error::{Error, Result, comma};
 use crate::git::{Pushed, Repo, blocking, connect, server_name};
 use crate::protocol::{Metadata, StepOutput};
@@ -51,7 +51,8 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     }
     let failure = connect(&git)?;
     let server = server_name(&git.uri);
-    let digest = deployable_digest(&source, &params, dir).await?;
+    let version = deployable(&source, &params, dir).await?;
+    let digest = version.digest.clone();
     let image = format!("{}@{digest}", source.repository);
     let repository = ImageName::parse(&source.repository)?;
     let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -74,9 +75,11 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     };
 
     let repo = Repo::new(&git, failure, server)?;
+    let tag = version.tag.as_deref();
     let message = format!(
-        "deploy {image}\n\n{}\n",
-        change_cause(&image).replacen("image-rollout ", "by image-rollout: ", 1)
+        "deploy {}\n\n{}\n",
+        label(&image, tag),
+        change_cause(&image, tag).replacen("image-rollout ", "by image-rollout: ", 1)
     );
     let (repo, deployed) = blocking({
         let (git, image, digest) = (git.clone(), image.clone(), digest.to_string());
@@ -139,10 +142,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         Metadata::new("duration", format!("{}s", started.elapsed().as_secs())),
         Metadata::new("rolled_back", "false"),
     ]);
-    Ok(StepOutput {
-        version: crate::Version { digest },
-        metadata,
-    })
+    Ok(StepOutput { version, metadata })
 }
 
 /// Where an agent says why it did not apply a commit.

@@ -20,6 +20,7 @@ mod remembered;
 mod response;
 mod retry;
 pub mod tag;
+mod tags;
 
 use std::cell::Cell;
 use std::sync::Mutex;

@@ -1,26 +1,29 @@
-//! The digest `source.tag` (and `source.platform`) points at now: what `check` reports and what a
-//! put deploys when no `get` step names one.
+//! The digest a tag (and `source.platform`) points at now: what `check` reports and what a put
+//! deploys when no `get` step names one.
 
 use super::Registry;
 use super::manifest::{self, Manifest};
 use crate::config::{Digest, Source};
 use crate::error::{Error, Result, quote};
 
-/// The digest `source.tag` points at now: the manifest (or index) digest, or with
-/// `source.platform` the digest of that platform's manifest inside the index. `None` when the
-/// tag does not exist.
-pub async fn current_digest(registry: &Registry, source: &Source) -> Result<Option<Digest>> {
-    validate_tag(&source.tag)?;
+/// The digest `tag` points at now: the manifest (or index) digest, or with `source.platform`
+/// the digest of that platform's manifest inside the index. `None` when the tag does not exist.
+pub async fn current_digest(
+    registry: &Registry,
+    source: &Source,
+    tag: &str,
+) -> Result<Option<Digest>> {
+    validate_tag(tag)?;
     let Some(platform) = &source.platform else {
-        return registry.manifest_digest(&source.tag).await;
+        return registry.manifest_digest(tag).await;
     };
     // The platform's digest is inside the index body, so fetch it directly: one request.
-    let Some(fetched) = registry.manifest(&source.tag).await? else {
+    let Some(fetched) = registry.manifest(tag).await? else {
         return Ok(None);
     };
     let invalid = |message: String| Error::InvalidResponse {
         server: registry.name().host.clone(),
-        what: format!("manifest {}", source.tag),
+        what: format!("manifest {tag}"),
         message,
     };
     match Manifest::parse(&fetched).map_err(invalid)? {
@@ -55,15 +58,19 @@ pub async fn current_digest(registry: &Registry, source: &Source) -> Result<Opti
     }
 }
 
-/// Tags are `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (distribution's grammar); anything else would
-/// build a wrong URL rather than fail clearly.
-fn validate_tag(tag: &str) -> Result<()> {
+/// Whether `tag` is one: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (distribution's grammar). Anything
+/// else would build a wrong URL rather than fail clearly, so listed tags are held to it too.
+pub fn is_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok && tag.len() <= 128 {
+    first_ok && rest_ok && tag.len() <= 128
+}
+
+fn validate_tag(tag: &str) -> Result<()> {
+    if is_tag(tag) {
         Ok(())
     } else {
         Err(Error::Config {

@@ -22,8 +22,8 @@ use crate::cluster::select::{Selected, select_containers};
 use crate::cluster::wait::{self, WaitError, wait_error};
 use crate::cluster::workload::Workload;
 use crate::cluster::{self, Cluster, access, pods};
-use crate::config::{Digest, OutParams, OutRequest, Source, WorkloadKind, WorkloadRef};
-use crate::deploy::{change_cause, deployable_digest, workloads};
+use crate::config::{OutParams, OutRequest, Source, Version, WorkloadKind, WorkloadRef};
+use crate::deploy::{change_cause, deployable, workloads};
 use crate::error::{Error, Result, comma};
 use crate::protocol::{Metadata, StepOutput};
 use crate::registry::ImageName;
@@ -49,13 +49,13 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     }
     let wait = params.wait.unwrap_or(true);
     // Nothing has changed yet: an abort simply ends the step.
-    let (workloads, digest, cluster) = tokio::select! {
+    let (workloads, version, cluster) = tokio::select! {
         prepared = prepare(&source, &params, dir, wait) => prepared?,
         cause = abort.requested() => {
             return Err(Error::Aborted(format!("{cause} before anything was changed")));
         }
     };
-    let image = format!("{}@{digest}", source.repository);
+    let image = format!("{}@{}", source.repository, version.digest);
     let run = Run {
         cluster: &cluster,
         repository: ImageName::parse(&source.repository)?,
@@ -64,7 +64,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         wait,
         timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
         dry_run: params.dry_run,
-        change_cause: change_cause(&image),
+        change_cause: change_cause(&image, version.tag.as_deref()),
         abort,
     };
     eprintln!(
@@ -113,10 +113,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     if run.dry_run {
         metadata.push(Metadata::new("dry_run", "true"));
     }
-    Ok(StepOutput {
-        version: crate::Version { digest },
-        metadata,
-    })
+    Ok(StepOutput { version, metadata })
 }
 
 /// Everything before the first change: the workloads, the digest, the cluster, and whether this
@@ -126,13 +123,13 @@ async fn prepare(
     params: &OutParams,
     dir: &Path,
     wait: bool,
-) -> Result<(Vec<WorkloadRef>, Digest, Cluster)> {
+) -> Result<(Vec<WorkloadRef>, Version, Cluster)> {
     let workloads = workloads(source, params)?;
     // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
     let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
-    let digest = deployable_digest(source, params, dir).await?;
+    let version = deployable(source, params, dir).await?;
     access::review(&cluster, &workloads, access::Mode::Patch { wait }).await?;
-    Ok((workloads, digest, cluster))
+    Ok((workloads, version, cluster))
 }
 
 /// What one put needs to know, shared by all its workloads.

@@ -76,6 +76,25 @@ impl Bundle {
     pub fn fly(&self) -> PathBuf {
         self.bin.join("fly")
     }
+
+    /// registry-image-resource's `check`, of the version the bundle's `registry-image` base
+    /// type ships, as `scripts/setup.sh` took it out of the type's rootfs (a static binary).
+    pub fn registry_image_check(&self) -> PathBuf {
+        let metadata = self
+            .dir
+            .join("resource-types/registry-image/resource_metadata.json");
+        let text = std::fs::read_to_string(&metadata)
+            .unwrap_or_else(|e| panic!("{}: {e}", metadata.display()));
+        let json: Value = serde_json::from_str(&text).expect("resource_metadata.json is JSON");
+        let version = json["version"].as_str().expect("a version");
+        let check = crate::cache_dir().join(format!("registry-image-resource/{version}/check"));
+        assert!(
+            check.is_file(),
+            "{} is missing: run scripts/setup.sh (it takes it out of the bundle)",
+            check.display()
+        );
+        check
+    }
 }
 
 /// A running Concourse from `up.sh`, stopped by `down.sh` when dropped.

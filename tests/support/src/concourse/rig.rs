@@ -23,7 +23,8 @@ pub const JOB: &str = "deploy";
 /// The app: its repository (under the registry's host), Deployment and container.
 pub const APP: &str = "family-assistant";
 const APP_IMAGE: &str = "werdnum/family-assistant";
-const TAG: &str = "main";
+/// The tag the app image is pushed to and the pipeline follows.
+pub const TAG: &str = "main";
 /// The registry user of the app's private registry.
 pub const REGISTRY_USER: &str = "ci-reader";
 

@@ -54,6 +54,11 @@ pub enum Fault {
     /// Forward, then cut the body to half (invalid JSON) and drop `Docker-Content-Digest`, as a
     /// broken cache would.
     InvalidJson,
+    /// Serve a tags list (`/v2/<name>/tags/list`) in pages of this many tags, each linking the
+    /// next with `Link: <…?n=…&last=…>; rel="next"` as ghcr.io, Docker Hub and Distribution 3 do,
+    /// whatever `n` the client asked for (they cap it too). Distribution 2.8 answers every tag at
+    /// once, so paging is the one behaviour of theirs it cannot show.
+    Paginate(usize),
 }
 
 /// How many requests a fault applies to.
@@ -170,6 +175,10 @@ impl Proxy {
 /// Applies the scripted fault, if any, to one request.
 async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
     let fault = faults.next(req.uri().path());
+    let (path, query) = (
+        req.uri().path().to_string(),
+        req.uri().query().unwrap_or_default().to_string(),
+    );
     match &fault {
         // As ghcr.io does: only an authenticated request is sent on to storage; without a
         // credential the registry's own 401 challenge comes back, so the client has one to leak.
@@ -222,6 +231,44 @@ async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> 
     }
     let mut resp = next.run(req).await;
     match fault {
+        Some(Fault::Paginate(size)) => {
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap_or_default();
+            let list: serde_json::Value = serde_json::from_slice(&body).expect("a tags list");
+            let tags: Vec<&str> = list["tags"]
+                .as_array()
+                .expect("tags")
+                .iter()
+                .map(|t| t.as_str().expect("a tag"))
+                .collect();
+            let last = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("last="))
+                .unwrap_or_default();
+            // Distribution 2.8 lists in no particular order, but in the same one every time.
+            let start = match last {
+                "" => 0,
+                last => tags
+                    .iter()
+                    .position(|t| *t == last)
+                    .map_or(tags.len(), |i| i + 1),
+            };
+            let page = &tags[start..(start + size).min(tags.len())];
+            let body = serde_json::json!({"name": list["name"], "tags": page});
+            let mut resp = axum::Json(body).into_response();
+            if start + size < tags.len() {
+                let next = format!(
+                    "<{path}?n={size}&last={}>; rel=\"next\"",
+                    page[page.len() - 1]
+                );
+                resp.headers_mut().insert(
+                    header::LINK,
+                    HeaderValue::from_str(&next).expect("a header"),
+                );
+            }
+            return resp;
+        }
         Some(Fault::StripDigest) => {
             resp.headers_mut().remove("docker-content-digest");
         }
