@@ -249,6 +249,136 @@ fn main() {
         }
     }
     keyless_cost();
+    against_registry_image_resource(runs, &ours("check"));
+}
+
+/// Our `check` beside registry-image-resource's (the check of Concourse's own `registry-image`
+/// type, v1.18.0, from the Concourse bundle), on a repository of 300 release tags and `main`, on
+/// the open and the token registry: following `main`, and following releases with
+/// `semver_constraint` on a first check (no version yet) and on the periodic check Concourse
+/// repeats all day (from the newest version).
+fn against_registry_image_resource(runs: usize, ours: &Path) {
+    let Some(bundle) = testbed::concourse::Bundle::find("the registry-image-resource benchmark")
+    else {
+        return;
+    };
+    let theirs = bundle.registry_image_check();
+    testbed::measure::drop_from_page_cache(&theirs);
+    println!(
+        "\nregistry-image-resource's check ({}) on 300 release tags + main: median of {runs} interleaved runs",
+        theirs.display()
+    );
+    let header = ["requests", "wall", "server", "own", "peak RSS"].map(String::from);
+    row("registry", "tool", header);
+    let registries = [
+        ("open", Registry::start(Auth::Open)),
+        (
+            "token",
+            Registry::start(Auth::Token(Some(Credentials::new(
+                "bench",
+                "bench-password",
+            )))),
+        ),
+    ];
+    for (label, registry) in &registries {
+        let base = registry.push(
+            &Layout::image(&ImageSpec::new("bench")),
+            "owner/app",
+            "main",
+        );
+        let mut newest = String::new();
+        for major in 0..=3 {
+            for minor in 0..=14 {
+                for patch in 0..=4 {
+                    newest = registry.tag(
+                        "owner/app",
+                        &base,
+                        &format!("{major}.{minor}.{patch}"),
+                        true,
+                    );
+                }
+            }
+        }
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let semver = {
+            let mut source = source(registry);
+            source["semver_constraint"] = json!(">= 1.0, < 4");
+            source
+        };
+        let cursor = json!({"tag": "3.14.4", "digest": newest});
+        let cases = [
+            ("tag: main", source(registry), None, base.clone()),
+            (
+                "semver_constraint, first check",
+                semver.clone(),
+                None,
+                newest.clone(),
+            ),
+            (
+                "semver_constraint, periodic check (from the newest)",
+                semver,
+                Some(cursor),
+                newest.clone(),
+            ),
+        ];
+        for (case, source, version, expect) in cases {
+            let mut request = json!({"source": source});
+            if let Some(version) = version {
+                request["version"] = version;
+            }
+            let mut step = ours_step(
+                ours,
+                None,
+                &source,
+                None,
+                &expect,
+                Tmp::Fresh(scratch.path().join("tmp")),
+            );
+            step.stdin = request.to_string();
+            let mut group = [
+                Tool {
+                    name: "check",
+                    steps: vec![step],
+                },
+                Tool {
+                    name: "registry-image-resource",
+                    steps: vec![Step {
+                        command: Command::new(&theirs),
+                        stdin: request.to_string(),
+                        expect,
+                        fresh: Vec::new(),
+                    }],
+                },
+            ];
+            let mut samples = [Vec::new(), Vec::new()];
+            for i in 0..WARMUP + runs {
+                for (tool, samples) in group.iter_mut().zip(&mut samples) {
+                    let sample = run(registry, tool);
+                    if i >= WARMUP {
+                        samples.push(sample);
+                    }
+                }
+            }
+            let [a, b] = samples.map(|s| summarize(&s));
+            println!("  {case}");
+            for (tool, s) in group.iter().zip([&a, &b]) {
+                let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+                let rss = format!("{:.1} MiB", s.rss_kib as f64 / 1024.0);
+                row(
+                    label,
+                    tool.name,
+                    [
+                        s.requests.to_string(),
+                        ms(s.wall),
+                        ms(s.server),
+                        ms(s.own),
+                        rss,
+                    ],
+                );
+            }
+            row(label, "ratio", ratios(&a, &b));
+        }
+    }
 }
 
 /// Each figure of `a` as a multiple of `b`'s.

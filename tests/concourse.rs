@@ -16,6 +16,8 @@ use testbed::concourse::Bundle;
 use testbed::concourse::rig::{JOB, PIPELINE, RESOURCE, Rig, TAG};
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(120);
+/// The second pipeline: deploy.yml following releases.
+const RELEASES: &str = "releases";
 
 fn text(out: &Output) -> String {
     format!(
@@ -61,6 +63,8 @@ fn the_shipped_pipeline_deploys_under_a_real_concourse() {
     eprintln!("e2e: 5 done at {:.1?}", started.elapsed());
     an_aborted_build_restores_the_previous_digest(&rig, &mut seen);
     eprintln!("e2e: abort done at {:.1?}", started.elapsed());
+    releases_deploy_and_pre_releases_do_not(&rig, &mut seen);
+    eprintln!("e2e: releases done at {:.1?}", started.elapsed());
 
     for secret in [
         rig.var("registry_password"),
@@ -242,7 +246,11 @@ fn two_pushes_deploy_in_order_one_at_a_time(rig: &Rig, seen: &mut Seen) {
         "history",
         &format!("deploy/{}", testbed::concourse::rig::APP),
     ]);
-    let at = |v: &str| history.find(&format!("@{v} by")).unwrap_or(usize::MAX);
+    let at = |v: &str| {
+        history
+            .find(&format!("@{v} ({TAG}) by"))
+            .unwrap_or(usize::MAX)
+    };
     assert!(at(&v3) < at(&v4) && at(&v4) != usize::MAX, "{history}");
     min_ready_seconds(rig, 0);
 }
@@ -317,6 +325,61 @@ fn an_aborted_build_restores_the_previous_digest(rig: &Rig, seen: &mut Seen) {
     let log = seen.keep(&rig.watch(name));
     assert_eq!(build.status, "aborted", "{log}");
     assert_eq!(rig.deployed_image(), previous, "{log}");
+}
+
+/// 7. The same pipeline following releases (`semver_constraint` instead of `tag`): a release
+///    tag deploys, named in the change-cause; a pre-release, a release outside the constraint and
+///    a non-version tag are never versions, so nothing triggers; the next release deploys.
+fn releases_deploy_and_pre_releases_do_not(rig: &Rig, seen: &mut Seen) {
+    rig.set_release_pipeline(RELEASES, ">= 1.0, < 2");
+    let check = ["check-resource", "-r", &format!("{RELEASES}/{RESOURCE}")];
+    let tags = |versions: Vec<serde_json::Value>| -> Vec<String> {
+        versions
+            .iter()
+            .map(|v| v["tag"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let v1 = rig.push_app_as("r1.0.0", "1.0.0");
+    release_deploys(rig, seen, "1.0.0", &v1, 1);
+    assert_eq!(tags(rig.versions_of(RELEASES)), ["1.0.0"]);
+
+    for (revision, tag) in [
+        ("r1.1.0-rc.1", "1.1.0-rc.1"),
+        ("r2.0.0", "2.0.0"),
+        ("nightly", "nightly"),
+    ] {
+        rig.push_app_as(revision, tag);
+    }
+    let out = rig.concourse.fly(&check);
+    assert!(out.status.success(), "{}", seen.keep(&out));
+    assert_eq!(tags(rig.versions_of(RELEASES)), ["1.0.0"], "no new version");
+    assert_eq!(rig.builds_of(RELEASES).len(), 1, "nothing triggered");
+
+    let v2 = rig.push_app_as("r1.1.0", "1.1.0");
+    release_deploys(rig, seen, "1.1.0", &v2, 2);
+    assert_eq!(tags(rig.versions_of(RELEASES)), ["1.1.0", "1.0.0"]);
+    rig.concourse
+        .fly_ok(&["destroy-pipeline", "--non-interactive", "-p", RELEASES]);
+}
+
+/// A check of the releases pipeline, and its deploy build `build` rolling `digest`, `tag` in the
+/// change-cause.
+fn release_deploys(rig: &Rig, seen: &mut Seen, tag: &str, digest: &str, build: u32) {
+    let check = ["check-resource", "-r", &format!("{RELEASES}/{RESOURCE}")];
+    let out = rig.concourse.fly(&check);
+    assert!(out.status.success(), "{}", seen.keep(&out));
+    let finished = rig.finished_build_of(RELEASES, build, BUILD_TIMEOUT);
+    let log = seen.keep(&rig.watch_of(RELEASES, build));
+    assert_eq!(finished.status, "succeeded", "{log}");
+    let pinned = format!("{}@{digest}", rig.repository);
+    assert_eq!(rig.deployed_image(), pinned, "{log}");
+    let cause = rig.deployment("{.metadata.annotations.kubernetes\\.io/change-cause}");
+    assert!(
+        cause.starts_with(&format!(
+            "image-rollout {pinned} ({tag}) by {RELEASES}/{JOB} #{build}"
+        )),
+        "{cause}"
+    );
 }
 
 /// The id of the newest check build of the resource that the ATC stored: one that a webhook or

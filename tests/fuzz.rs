@@ -10,6 +10,7 @@
 
 use image_rollout_resource::cluster;
 use image_rollout_resource::config::{Platform, Source};
+use image_rollout_resource::policy::select::Policy;
 use image_rollout_resource::protocol::parse_request;
 use image_rollout_resource::registry::Fetched;
 use image_rollout_resource::registry::challenge::{Challenge, bearer};
@@ -123,6 +124,12 @@ const SOURCE_KEYS: &[&str] = &[
     "token",
     "certificate_authority",
     "insecure_skip_tls_verify",
+    "semver_constraint",
+    "tag_regex",
+    "variant",
+    "pre_releases",
+    "pre_release_prefixes",
+    "created_at_sort",
 ];
 const PARAM_KEYS: &[&str] = &[
     "image",
@@ -220,6 +227,21 @@ proptest! {
 
 proptest! {
     #![proptest_config(config(20_000))]
+
+    #[test]
+    fn tag_policies_read_or_name_their_key_in_one_line(
+        text in prop_oneof![".{0,40}", "[<>=~^!|, .0-9xv*-]{0,30}", "[a-z0-9()\\[\\]|.*+?{}^$-]{0,30}"],
+    ) {
+        for key in ["semver_constraint", "tag_regex", "variant"] {
+            let source: Source =
+                serde_json::from_value(json!({"repository": "r", key: text.clone()})).unwrap();
+            if let Err(e) = Policy::of(&source) {
+                let message = e.to_string();
+                prop_assert!(message.starts_with(&format!("source.{key}: ")), "{}", message);
+                prop_assert!(!message.contains('\n'), "{}", message);
+            }
+        }
+    }
 
     #[test]
     fn any_stdin_is_parsed_or_refused_in_one_line(text in prop_oneof![

@@ -3,8 +3,9 @@
 //!
 //! Images here never need to exist: kwok plays the kubelet, so pods become Ready without a pull,
 //! and images whose name carries a failure marker fail the way real ones do (see
-//! `testbed::cluster`). `params.digest` pins the version, so no registry is involved; the
-//! registry-to-cluster path is covered by the end-to-end demo and `put_resolves_the_tag_now`.
+//! `testbed::cluster`). `params.digest` pins the version, so no registry is involved, except in
+//! `a_put_without_a_get_deploys_the_newest_release_now` (a put that resolves the version itself);
+//! the registry-to-cluster path through `get` is covered by tests/concourse.rs.
 
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,35 @@ fn app_image(namespace: &str, object: &str) -> String {
 
 fn rollout_status(namespace: &str, object: &str) {
     cp().rollout_status(namespace, object);
+}
+
+#[test]
+fn a_put_without_a_get_deploys_the_newest_release_now() {
+    use testbed::registry::{Auth, ImageSpec, Layout, Registry};
+    let registry = Registry::start(Auth::Open);
+    let base = registry.push(&Layout::image(&ImageSpec::new("r1")), "team/app", "1.0.0");
+    let newest = registry.tag("team/app", &base, "1.1.0", true);
+    registry.tag("team/app", &base, "2.0.0-rc.1", true);
+    let repository = registry.repository("team/app");
+    let ns = web("out-release", 1, &format!("{repository}:1.0.0"), "", "");
+    let mut source = source(&ns);
+    source["repository"] = json!(repository);
+    source["insecure"] = json!(true);
+    source["semver_constraint"] = json!("< 2");
+    let result = out(&json!({"source": source, "params": {"timeout": "2m"}}));
+    let json = result.json();
+    assert_eq!(json["version"], json!({"digest": newest, "tag": "1.1.0"}));
+    let image = format!("{repository}@{newest}");
+    assert_eq!(cp().template_image(&ns, "deploy/web"), image);
+    let cause = cp().kubectl_ok(&[
+        "-n",
+        &ns,
+        "get",
+        "deploy/web",
+        "-o",
+        "jsonpath={.metadata.annotations.kubernetes\\.io/change-cause}",
+    ]);
+    assert_eq!(cause, format!("image-rollout {image} (1.1.0)"));
 }
 
 #[test]

@@ -147,13 +147,15 @@ fn comparison() -> impl Strategy<Value = String> {
 /// Constraints: `||` of groups of comparisons joined by `,` or spaces, and some garbage.
 fn constraint() -> impl Strategy<Value = String> {
     let and = prop_oneof![Just(", "), Just(","), Just(" ")];
-    let group = (comparison(), prop::collection::vec((and, comparison()), 0..3)).prop_map(
-        |(first, rest)| {
+    let group = (
+        comparison(),
+        prop::collection::vec((and, comparison()), 0..3),
+    )
+        .prop_map(|(first, rest)| {
             rest.into_iter()
                 .fold(first, |s, (and, next)| format!("{s}{and}{next}"))
-        },
-    )
-    .boxed();
+        })
+        .boxed();
     let or = prop_oneof![Just(" || "), Just("||")];
     prop_oneof![
         12 => (group.clone(), prop::option::weighted(0.3, (or, group)))

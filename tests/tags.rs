@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use image_rollout_resource::policy::select::natural;
 use serde_json::{Value, json};
 use testbed::concourse::Bundle;
 use testbed::registry::{Auth, Fault, ImageSpec, Layout, Registry, Times};
-use image_rollout_resource::policy::select::natural;
 use testbed::step::{self, StepResult};
 
 const CHECK: &str = env!("CARGO_BIN_EXE_check");
@@ -400,7 +400,10 @@ fn registry_image_resource_reports_the_same_versions() {
     for keys in cases {
         let source = repo.source(keys.clone());
         let all = oracle(&theirs, &json!({"source": source}));
-        assert!(!all.is_empty(), "{keys}: registry-image-resource found nothing");
+        assert!(
+            !all.is_empty(),
+            "{keys}: registry-image-resource found nothing"
+        );
         let by_regex = keys.get("tag_regex").is_some();
         let newest = |versions: &[Value]| -> Value {
             if by_regex {
@@ -435,7 +438,10 @@ fn registry_image_resource_reports_the_same_versions() {
                 // Its own first is the cursor too: it reports from there on.
                 assert_eq!(theirs_now[0], *cursor, "{keys}: theirs {theirs_now:?}");
             }
-            assert_eq!(ours_now, expected, "{keys} from {cursor}: theirs {theirs_now:?}");
+            assert_eq!(
+                ours_now, expected,
+                "{keys} from {cursor}: theirs {theirs_now:?}"
+            );
         }
     }
 }

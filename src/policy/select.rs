@@ -16,7 +16,7 @@
 
 use std::cmp::Ordering;
 
-use regex::Regex;
+use regex::bytes::Regex;
 
 use super::semver::{Constraint, Version};
 use crate::config::Source;
@@ -109,7 +109,7 @@ impl Policy {
                 key: "source.created_at_sort",
                 message: "is not supported: ordering by creation time reads every matching tag's \
                           image config (three requests per tag, every check); use \
-                          semver_constraint, or a tag_regex whose tags sort by name"
+                          semver_constraint, or a tag_regex (whose newest is the highest by name)"
                     .into(),
             });
         }
@@ -143,7 +143,7 @@ impl Policy {
             return Err(conflict(
                 "source.tag_regex",
                 other,
-                "tag_regex ranks tags by the registry's order, the other by semver",
+                "tag_regex ranks tags by name, the other by semver",
             ));
         }
         if !source.pre_release_prefixes.is_empty() && !source.pre_releases {
@@ -195,7 +195,9 @@ impl Policy {
             .filter_map(|(at, tag)| {
                 let rank = match self {
                     Policy::Tag(_) => return None,
-                    Policy::Regex(regex) => regex.is_match(tag).then_some(Rank::Named)?,
+                    Policy::Regex(regex) => {
+                        regex.is_match(tag.as_bytes()).then_some(Rank::Named)?
+                    }
                     Policy::Semver(semver) => Rank::Version(
                         semver.version(tag)?,
                         tag.matches('.').count(),
@@ -328,13 +330,21 @@ pub fn natural(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// `^(?:PATTERN)$`, with a syntax error's column and reason in one line.
+/// `^(?:PATTERN)$`, with a syntax error's column and reason in one line. `\d`, `\w`, `\s` and
+/// `.` mean what they mean in Go's RE2 (registry-image-resource's): ASCII, which is all a tag can
+/// hold; and ASCII classes compile in microseconds where Unicode ones take tens of milliseconds
+/// and megabytes (docs/design.md, the `oci-spec` regex cut).
 fn compile(pattern: &str) -> Result<Regex> {
     let invalid = |message: String| Error::Config {
         key: "source.tag_regex",
         message,
     };
-    if let Err(e) = regex_syntax::Parser::new().parse(pattern) {
+    let parsed = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern);
+    if let Err(e) = parsed {
         let (column, kind) = match &e {
             regex_syntax::Error::Parse(e) => (e.span().start.column, e.kind().to_string()),
             regex_syntax::Error::Translate(e) => (e.span().start.column, e.kind().to_string()),
@@ -342,7 +352,8 @@ fn compile(pattern: &str) -> Result<Regex> {
         };
         return Err(invalid(format!("at column {column}: {kind}")));
     }
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+    regex::bytes::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .unicode(false)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| invalid(crate::error::one_line(&e.to_string())))

@@ -3,7 +3,7 @@
 //! from a loopback registry, the app's private registry, and the Deployment on a real control
 //! plane, deployed as the ServiceAccount of `pipeline/rbac.yaml`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -142,6 +142,30 @@ impl Rig {
         self.vars[name].as_str().unwrap_or_default()
     }
 
+    /// `pipeline/deploy.yml` with its resource following releases instead of `main`, as the
+    /// README shows (`tag:` replaced by `semver_constraint: ((release_constraint))`), set and
+    /// unpaused as `pipeline`.
+    pub fn set_release_pipeline(&self, pipeline: &str, constraint: &str) {
+        let shipped = std::fs::read_to_string(image::root().join("pipeline/deploy.yml"))
+            .expect("pipeline/deploy.yml");
+        let follow_tag = "      tag: ((image_tag))\n";
+        assert!(
+            shipped.contains(follow_tag),
+            "deploy.yml's resource follows ((image_tag))"
+        );
+        let releases = shipped.replace(
+            follow_tag,
+            "      semver_constraint: ((release_constraint))\n",
+        );
+        let config = self.dir.path().join("releases.yml");
+        std::fs::write(&config, releases).expect("write the pipeline");
+        let mut vars = self.vars.clone();
+        vars.remove("image_tag");
+        vars.insert("release_constraint".into(), json!(constraint));
+        self.fly_set_pipeline(pipeline, &config, vars);
+        self.concourse.fly_ok(&["unpause-pipeline", "-p", pipeline]);
+    }
+
     /// `fly set-pipeline` of the shipped `pipeline/deploy.yml` with the test vars, `overrides`
     /// replacing some of them.
     pub fn set_pipeline(&self, overrides: &[(&str, &str)]) {
@@ -149,17 +173,21 @@ impl Rig {
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), json!(v));
         }
-        let file = self.dir.path().join("vars.yml");
+        self.fly_set_pipeline(PIPELINE, &image::root().join("pipeline/deploy.yml"), vars);
+    }
+
+    /// `fly set-pipeline -p pipeline -c config` with `vars` as the vars file.
+    fn fly_set_pipeline(&self, pipeline: &str, config: &Path, vars: Map<String, Value>) {
+        let file = self.dir.path().join(format!("{pipeline}-vars.yml"));
         // JSON is YAML.
         std::fs::write(&file, Value::Object(vars).to_string()).expect("write the vars file");
-        let deploy = image::root().join("pipeline/deploy.yml");
         self.concourse.fly_ok(&[
             "set-pipeline",
             "--non-interactive",
             "-p",
-            PIPELINE,
+            pipeline,
             "-c",
-            deploy.to_str().expect("utf-8"),
+            config.to_str().expect("utf-8"),
             "-l",
             file.to_str().expect("utf-8"),
         ]);
@@ -167,8 +195,13 @@ impl Rig {
 
     /// Pushes a new build of the app as `main` and returns its digest.
     pub fn push_app(&self, revision: &str) -> String {
+        self.push_app_as(revision, TAG)
+    }
+
+    /// Pushes a new build of the app as `tag` (a release: `1.2.0`) and returns its digest.
+    pub fn push_app_as(&self, revision: &str, tag: &str) -> String {
         self.apps
-            .push(&Layout::image(&ImageSpec::new(revision)), APP_IMAGE, TAG)
+            .push(&Layout::image(&ImageSpec::new(revision)), APP_IMAGE, tag)
     }
 
     /// Runs the `run:` script of `pipeline/github-actions-step.yml` as a GitHub runner would
@@ -185,8 +218,13 @@ impl Rig {
 
     /// The deploy job's builds, newest first.
     pub fn builds(&self) -> Vec<Build> {
+        self.builds_of(PIPELINE)
+    }
+
+    /// The builds of the deploy job of `pipeline`, newest first.
+    pub fn builds_of(&self, pipeline: &str) -> Vec<Build> {
         let builds = self.concourse.api(&format!(
-            "teams/main/pipelines/{PIPELINE}/jobs/{JOB}/builds"
+            "teams/main/pipelines/{pipeline}/jobs/{JOB}/builds"
         ));
         builds
             .as_array()
@@ -196,36 +234,53 @@ impl Rig {
 
     /// Waits until the deploy job's build `name` has finished.
     pub fn finished_build(&self, name: u32, timeout: Duration) -> Build {
+        self.finished_build_of(PIPELINE, name, timeout)
+    }
+
+    /// Waits until the deploy job of `pipeline` has finished its build `name`.
+    pub fn finished_build_of(&self, pipeline: &str, name: u32, timeout: Duration) -> Build {
         let name = name.to_string();
-        self.concourse
-            .wait_for(&format!("build {JOB} #{name} finished"), timeout, || {
-                self.builds()
+        self.concourse.wait_for(
+            &format!("build {pipeline}/{JOB} #{name} finished"),
+            timeout,
+            || {
+                self.builds_of(pipeline)
                     .into_iter()
                     .find(|b| b.name == name && b.finished())
-            })
+            },
+        )
     }
 
     /// The resource's versions (digests), newest first.
     pub fn versions(&self) -> Vec<String> {
+        self.versions_of(PIPELINE)
+            .iter()
+            .filter_map(|v| v["digest"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The versions (`{digest, tag}`) of the resource of `pipeline`, newest first.
+    pub fn versions_of(&self, pipeline: &str) -> Vec<Value> {
         let versions = self.concourse.api(&format!(
-            "teams/main/pipelines/{PIPELINE}/resources/{RESOURCE}/versions"
+            "teams/main/pipelines/{pipeline}/resources/{RESOURCE}/versions"
         ));
         versions
             .as_array()
-            .map(|v| {
-                v.iter()
-                    .filter_map(|v| v["version"]["digest"].as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|v| v.iter().map(|v| v["version"].clone()).collect())
             .unwrap_or_default()
     }
 
     /// `fly watch` of the deploy job's build `name`: its whole log, once it has finished.
     pub fn watch(&self, name: u32) -> Output {
+        self.watch_of(PIPELINE, name)
+    }
+
+    /// `fly watch` of the build `name` of the deploy job of `pipeline`.
+    pub fn watch_of(&self, pipeline: &str, name: u32) -> Output {
         self.concourse.fly(&[
             "watch",
             "-j",
-            &format!("{PIPELINE}/{JOB}"),
+            &format!("{pipeline}/{JOB}"),
             "-b",
             &name.to_string(),
         ])
