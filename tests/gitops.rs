@@ -161,6 +161,30 @@ fn assert_pushed(server: &GitServer, base: &str, commits: usize) {
     assert_eq!(author.trim(), format!("{AUTHOR}|{AUTHOR}"));
 }
 
+/// A put of a `get` step's directory (a release `check` found): the commit subject names the tag
+/// beside the digest, and so does the version the put reports.
+#[test]
+fn the_commit_names_the_tag_of_the_version_deployed() {
+    let server = GitServer::start();
+    seed(&server);
+    let d = digest(7);
+    let dir = tempfile::tempdir().unwrap();
+    let fetched = dir.path().join("app-image");
+    std::fs::create_dir(&fetched).unwrap();
+    for (file, text) in [
+        ("repository", REPO),
+        ("digest", d.as_str()),
+        ("tag", "1.4.2"),
+    ] {
+        std::fs::write(fetched.join(file), text).unwrap();
+    }
+    let request = json!({"source": source(&server), "params": {"image": "app-image"}});
+    let output = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]).json();
+    assert_eq!(output["version"], json!({"digest": d, "tag": "1.4.2"}));
+    let subject = server.git(&["log", "-1", "--format=%s", "main"]);
+    assert_eq!(subject.trim(), format!("deploy {REPO}@{d} (1.4.2)"));
+}
+
 #[test]
 fn put_commits_the_digest_over_https_and_only_the_image_values_change() {
     commits_the_digest_and_only_the_image_values_change(&GitServer::start_tls());
