@@ -150,6 +150,46 @@ fn check_emits_only_signed_digests_and_in_verifies_again() {
     assert_eq!(versions(&check(&source, Some(&signed))), [signed, unsigned]);
 }
 
+/// Following releases, each version reported is verified: an unsigned newest release is left
+/// out (the signature tags `sha256-….sig` in the listing are no versions), and reported once signed.
+#[test]
+fn a_release_is_reported_only_once_signed() {
+    let Signed {
+        registry,
+        cosign,
+        key,
+        digest: first,
+    } = signed_app(Auth::Open, "1.0.0");
+    registry.tag("app", &first, "1.0.0", false);
+    let newer = registry.push(&Layout::image(&ImageSpec::new("1.1.0")), "app", "1.1.0");
+    let mut source = source(&registry, "app", keys(&[&key]));
+    source.as_object_mut().unwrap().remove("tag");
+    source["semver_constraint"] = json!("1.x");
+    let from_first = json!({"tag": "1.0.0", "digest": first});
+    let check_from = |version: &Value| {
+        step::run(
+            CHECK,
+            None,
+            &json!({"source": source, "version": version}),
+            &[],
+        )
+    };
+
+    let unsigned = check_from(&from_first);
+    assert_eq!(versions(&unsigned), [first.as_str()], "{}", unsigned.stderr);
+    assert!(
+        unsigned.stderr.contains(&format!(
+            "skipping {}: it has no cosign signature",
+            image(&registry, &newer)
+        )),
+        "{}",
+        unsigned.stderr
+    );
+    cosign.sign(&key, &image(&registry, &newer));
+    let signed = check_from(&from_first);
+    assert_eq!(versions(&signed), [first, newer], "{}", signed.stderr);
+}
+
 #[test]
 fn a_private_registry_with_a_token_realm_is_verified_with_the_check_s_token() {
     // A private ghcr.io package: the signature is pushed and read through the token realm.
