@@ -13,8 +13,7 @@
 //!   ours must be the natural highest of its set.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use image_rollout_resource::policy::select::natural;
 use serde_json::{Value, json};
@@ -342,28 +341,11 @@ fn bad_keys_and_refusing_registries_fail_in_one_line() {
     );
 }
 
-/// registry-image-resource's `check` on `request`: what it reported, oldest first.
-fn oracle(check: &PathBuf, request: &Value) -> Vec<Value> {
-    let mut child = Command::new(check)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("registry-image-resource's check runs");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "registry-image-resource's check failed on {request}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("a JSON list")
+/// registry-image-resource's `check` on `request`, run as ours is: what it reported, oldest
+/// first.
+fn oracle(check: &Path, request: &Value) -> Vec<Value> {
+    let result = step::run(check.to_str().expect("a UTF-8 path"), None, request, &[]);
+    serde_json::from_value(result.json()).expect("a JSON list")
 }
 
 #[test]
