@@ -53,7 +53,7 @@ pub fn describe_status(status: &kube::core::Status) -> String {
         status.message, status.code, status.reason
     );
     match status.code {
-        401 => line.push_str("; check the token or kubeconfig (it may have expired)"),
+        401 => line.push_str(&super::token::fix()),
         403 => line.push_str(PERMISSION_FIX),
         _ => {}
     }

@@ -70,6 +70,7 @@ async fn config(source: &Source) -> Result<Config> {
                 .token
                 .as_ref()
                 .ok_or_else(|| bad("source.token", "is required with source.server"))?;
+            super::token::remember(super::token::Facts::read(token.expose()));
             // The same path as a kubeconfig file: one way to load, one set of TLS rules.
             let ca = source
                 .certificate_authority

@@ -99,6 +99,12 @@ impl ControlPlane {
 
     /// Starts a private control plane (for tests that disrupt it); stopped when dropped.
     pub fn start() -> ControlPlane {
+        ControlPlane::start_with(&[])
+    }
+
+    /// [`ControlPlane::start`] with `apiserver` flags added to kube-apiserver's (a later flag
+    /// wins over an earlier one of the same name), e.g. `--authentication-config=FILE`.
+    pub fn start_with(apiserver: &[String]) -> ControlPlane {
         let started = Instant::now();
         let bin = crate::tools_bin();
         for tool in [
@@ -221,7 +227,10 @@ impl ControlPlane {
                 "--shutdown-send-retry-after=true",
                 "--allow-privileged=true",
                 "--profiling=false",
-            ]),
+            ])
+            .into_iter()
+            .chain(apiserver.iter().cloned())
+            .collect(),
             &[],
             &log("kube-apiserver"),
         ));
