@@ -21,6 +21,7 @@ const RBAC: &str = include_str!("../pipeline/rbac.yaml");
 const GITOPS: &str = include_str!("../pipeline/gitops.yml");
 const GITOPS_VARS: &str = include_str!("../pipeline/gitops-vars.example.yml");
 const RBAC_READONLY: &str = include_str!("../pipeline/rbac-readonly.yaml");
+const AUTHENTICATION: &str = include_str!("../pipeline/apiserver-authentication.yaml");
 
 /// Keys of vars.example.yml that say where the pipeline is set (team, `-p`), not vars of deploy.yml.
 const PLACEMENT_VARS: [&str; 2] = ["concourse_team", "concourse_pipeline"];
@@ -52,8 +53,22 @@ fn var_refs(text: &str) -> impl Iterator<Item = &str> {
 /// Substitutes `((vars))` as fly does: a value that is only `((name))` becomes the var's value (of
 /// any type), a `((name))` inside a longer string is spliced in as text. Records every name used;
 /// a name `vars` lacks is an error, as fly would leave it for a credential manager this test has not.
-fn interpolate(value: &Value, vars: &Map<String, Value>, used: &mut BTreeSet<String>) -> Value {
+/// A `((source:field))` is a var source's, resolved by Concourse as the step runs: its source must
+/// be one of the pipeline's `var_sources` (`sources`), and a placeholder stands in.
+fn interpolate(
+    value: &Value,
+    vars: &Map<String, Value>,
+    sources: &BTreeSet<String>,
+    used: &mut BTreeSet<String>,
+) -> Value {
     let mut lookup = |name: &str| -> Value {
+        if let Some((source, _)) = name.split_once(':') {
+            assert!(
+                sources.contains(source),
+                "(({name})): no var source {source}"
+            );
+            return Value::String(format!("<{name} at run time>"));
+        }
         used.insert(name.to_string());
         vars.get(name)
             .unwrap_or_else(|| panic!("(({name})) is not in vars.example.yml"))
@@ -77,12 +92,12 @@ fn interpolate(value: &Value, vars: &Map<String, Value>, used: &mut BTreeSet<Str
         Value::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|item| interpolate(item, vars, used))
+                .map(|item| interpolate(item, vars, sources, used))
                 .collect(),
         ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), interpolate(v, vars, used)))
+                .map(|(k, v)| (k.clone(), interpolate(v, vars, sources, used)))
                 .collect(),
         ),
         scalar => scalar.clone(),
@@ -104,7 +119,12 @@ fn pipeline_of(text: &str, vars: &str) -> (Value, BTreeSet<String>) {
         let ca = rcgen::generate_simple_self_signed(vec!["kubernetes.example".into()]).unwrap();
         vars.insert("kubernetes_ca".into(), ca.cert.pem().into());
     }
-    let pipeline = interpolate(&yaml(text), &vars, &mut used);
+    let raw = yaml(text);
+    let sources = list(&raw, "var_sources")
+        .iter()
+        .map(|s| name(s).to_string())
+        .collect();
+    let pipeline = interpolate(&raw, &vars, &sources, &mut used);
     (pipeline, used)
 }
 
@@ -252,11 +272,78 @@ fn vars_example_defines_exactly_the_vars_deploy_yml_uses() {
         .cloned()
         .collect();
     assert_eq!(defined, used);
-    // rbac.yaml tells which var its token goes into.
-    for var in var_refs(RBAC) {
+}
+
+/// The pipeline's ID token and the cluster's trust agree: the var source's audience is one the
+/// AuthenticationConfiguration accepts, its subject is `<team>/<pipeline>`, it outlives the put's
+/// timeout, the resource authenticates with it, and each rbac file binds the user that pipeline
+/// becomes (`concourse:<team>/<pipeline>`, with the team and `-p` each file is set with).
+#[test]
+fn the_id_token_of_each_pipeline_is_one_the_cluster_trusts_and_binds() {
+    let authn = yaml(AUTHENTICATION);
+    let issuer = &list(&authn, "jwt")[0];
+    let audiences = issuer["issuer"]["audiences"].as_array().expect("audiences");
+    let prefix = issuer["claimMappings"]["username"]["prefix"]
+        .as_str()
+        .expect("a username prefix");
+    let team = vars()["concourse_team"].as_str().unwrap().to_string();
+    assert_eq!(
+        issuer["claimValidationRules"][0]["requiredValue"],
+        team.as_str()
+    );
+    let pipelines = [
+        (
+            DEPLOY,
+            VARS,
+            vars()["concourse_pipeline"].as_str().unwrap().to_string(),
+            RBAC,
+            "10m",
+        ),
+        (
+            GITOPS,
+            GITOPS_VARS,
+            "family-assistant-gitops".to_string(),
+            RBAC_READONLY,
+            "20m",
+        ),
+    ];
+    for (text, vars_text, pipeline_name, rbac, put_takes) in pipelines {
         assert!(
-            used.contains(var),
-            "rbac.yaml names (({var})), which deploy.yml does not use"
+            text.contains(&format!("-p {pipeline_name} ")),
+            "set as {pipeline_name}"
+        );
+        let (pipeline, _) = pipeline_of(text, vars_text);
+        let [source] = list(&pipeline, "var_sources") else {
+            panic!("one var source");
+        };
+        assert_eq!(source["type"], "idtoken");
+        let config = &source["config"];
+        assert_eq!(config["subject_scope"], "pipeline");
+        let audience = &config["audience"][0];
+        assert!(audiences.contains(audience), "{audience} not accepted");
+        let lives = humantime::parse_duration(config["expires_in"].as_str().unwrap()).unwrap();
+        assert!(
+            lives > humantime::parse_duration(put_takes).unwrap(),
+            "{lives:?}"
+        );
+        let [resource] = rollout_resources(&pipeline)[..] else {
+            panic!("one resource");
+        };
+        assert_eq!(
+            resource["source"]["token"],
+            format!("<{}:token at run time>", name(source)).as_str()
+        );
+        let user = format!("{prefix}{team}/{pipeline_name}");
+        let bindings = rbac
+            .split("\n---\n")
+            .map(yaml)
+            .find(|doc| doc["kind"] == "RoleBinding")
+            .expect("a RoleBinding");
+        assert!(
+            list(&bindings, "subjects")
+                .iter()
+                .any(|s| s["kind"] == "User" && s["name"] == user.as_str()),
+            "{user} is not bound"
         );
     }
 }
@@ -424,9 +511,6 @@ fn gitops_yml_is_polled_and_parses_in_gitops_mode() {
     }
     let defined: BTreeSet<String> = vars_of(GITOPS_VARS).keys().cloned().collect();
     assert_eq!(defined, used);
-    for var in var_refs(RBAC_READONLY) {
-        assert!(used.contains(var), "rbac-readonly.yaml names (({var}))");
-    }
     let [resource] = rollout_resources(&pipeline)[..] else {
         panic!("expected one `{RESOURCE_TYPE}` resource");
     };
@@ -439,7 +523,7 @@ fn gitops_yml_is_polled_and_parses_in_gitops_mode() {
         .unwrap_or_else(|e| panic!("source: {e}"));
     let git = source.git.expect("a git block");
     assert!(git.uri.starts_with("https://") && !git.paths.is_empty());
-    assert!(source.deployment.is_some() && source.kubeconfig.is_some());
+    assert!(source.deployment.is_some() && source.server.is_some() && source.token.is_some());
     let put = steps(&pipeline)
         .into_iter()
         .find(|(_, s)| s.contains_key("put"))

@@ -1,8 +1,8 @@
 //! The Kubernetes side of `put`, shared by both modes: the client ([`connect`]), asking what this
 //! identity may do ([`access`]), reading a workload ([`Cluster::observe`]), and waiting for its
 //! rollout ([`wait`]: kubectl's completion rules in [`workload`], the pods' fail-fast reasons in
-//! [`pods`]; what a 401 says about the token in `token.rs`). The cluster mode (`crate::rollout`) patches and rolls back on top of this; the GitOps
-//! mode (`crate::gitops`) only reads.
+//! [`pods`]; what a 401 says about the token in `token.rs`). The cluster mode (`crate::rollout`)
+//! patches and rolls back on top of this; the GitOps mode (`crate::gitops`) only reads.
 
 pub mod access;
 mod client;
