@@ -198,7 +198,7 @@ fn own_steps(rig: &Rig, runs: usize) -> Vec<(&'static str, Duration)> {
         "namespace": rig.namespace,
         "deployment": APP,
         "server": rig.var("kubernetes_server"),
-        "token": rig.var("kubernetes_token"),
+        "token": rig.service_account_token,
         "certificate_authority": rig.var("kubernetes_ca"),
     });
     let next = rig.push_app("bench-dry-run");

@@ -238,6 +238,10 @@ pub struct OutParams {
     pub restore_timeout: Option<Duration>,
     #[serde(default)]
     pub dry_run: bool,
+    /// The bearer token for `source.server`, instead of `source.token`: where a build's Concourse
+    /// ID token goes. Not in `source`, because Concourse keys a resource's version history by its
+    /// source: a token that is new every build would start a new history at every check.
+    pub token: Option<Secret>,
     // Per-put overrides of the `source` keys of the same name.
     pub namespace: Option<String>,
     /// Shorthand for `workloads: [deployment/<name>]`.

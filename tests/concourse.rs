@@ -65,11 +65,21 @@ fn the_shipped_pipeline_deploys_under_a_real_concourse() {
     eprintln!("e2e: abort done at {:.1?}", started.elapsed());
     releases_deploy_and_pre_releases_do_not(&rig, &mut seen);
     eprintln!("e2e: releases done at {:.1?}", started.elapsed());
+    the_pipeline_deploys_as_its_own_user(&rig);
+    another_pipeline_s_token_is_refused_before_anything_changes(&rig, &mut seen);
+    a_token_for_another_audience_is_refused_in_one_line(&rig, &mut seen);
+    the_gitops_wait_runs_as_its_pipeline_s_read_only_user(&rig, &mut seen);
+    eprintln!("e2e: ID tokens done at {:.1?}", started.elapsed());
+    a_token_that_expires_mid_rollout_names_expires_in(&rig, &mut seen);
+    eprintln!("e2e: expiry done at {:.1?}", started.elapsed());
 
+    // No var holds a Kubernetes credential: the deploys authenticate with ID tokens, and no
+    // output shows one (a JWT's header starts `eyJ`) or another secret.
     for secret in [
         rig.var("registry_password"),
-        rig.var("kubernetes_token"),
         rig.var("webhook_token"),
+        rig.service_account_token.as_str(),
+        "eyJ",
     ] {
         for output in &seen.0 {
             assert!(!output.contains(secret), "a secret in: {output}");
@@ -99,7 +109,7 @@ fn deploys_on_the_webhook(rig: &Rig, seen: &mut Seen) -> String {
         rig.deployment("{.metadata.annotations.kubernetes\\.io/change-cause}"),
         format!(
             "image-rollout {pinned} ({TAG}) by {PIPELINE}/{JOB} #1 {}/teams/main/pipelines/{PIPELINE}/jobs/{JOB}/builds/1",
-            rig.concourse.url()
+            rig.external_url
         )
     );
     // The put's progress lines, then the put's metadata and the implicit get of its version, as
@@ -331,7 +341,17 @@ fn an_aborted_build_restores_the_previous_digest(rig: &Rig, seen: &mut Seen) {
 ///    tag deploys, named in the change-cause; a pre-release, a release outside the constraint and
 ///    a non-version tag are never versions, so nothing triggers; the next release deploys.
 fn releases_deploy_and_pre_releases_do_not(rig: &Rig, seen: &mut Seen) {
-    rig.set_release_pipeline(RELEASES, ">= 1.0, < 2");
+    rig.set_variant(
+        RELEASES,
+        &[(
+            "      tag: ((image_tag))\n",
+            "      semver_constraint: ((release_constraint))\n",
+        )],
+        &[
+            ("image_tag", None),
+            ("release_constraint", Some(">= 1.0, < 2")),
+        ],
+    );
     let check = ["check-resource", "-r", &format!("{RELEASES}/{RESOURCE}")];
     let tags = |versions: Vec<serde_json::Value>| -> Vec<String> {
         versions
@@ -380,6 +400,191 @@ fn release_deploys(rig: &Rig, seen: &mut Seen, tag: &str, digest: &str, build: u
         )),
         "{cause}"
     );
+}
+
+/// The ID token a build of `pipeline` (deploy.yml's var source, with `edits`) gets: a job added to
+/// the pipeline writes it to a file for the test, as no shipped job would.
+fn id_token_of(rig: &Rig, pipeline: &str, edits: &[(&str, &str)]) -> String {
+    let file = rig.dir().join(format!("{pipeline}.token"));
+    let job = format!(
+        "jobs:\n  - name: hand-over-token\n    plan:\n      - task: token\n        config:\n          platform: linux\n          params: {{TOKEN: ((cluster-id:token))}}\n          run: {{path: /bin/sh, args: [-c, 'printf %s \"$TOKEN\" > {}']}}\n",
+        file.display()
+    );
+    let mut edits = edits.to_vec();
+    edits.push(("jobs:\n", &job));
+    rig.set_variant(pipeline, &edits, &[]);
+    rig.concourse.fly_ok(&[
+        "trigger-job",
+        "-w",
+        "-j",
+        &format!("{pipeline}/hand-over-token"),
+    ]);
+    std::fs::read_to_string(&file).expect("the job wrote its token")
+}
+
+/// `kubectl auth whoami` with `token`: the user name the API server gives it.
+fn whoami(rig: &Rig, token: &str) -> String {
+    let kubeconfig = rig.dir().join("whoami.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        rig.cluster.kubeconfig_for_token(&rig.namespace, token),
+    )
+    .unwrap();
+    let out = std::process::Command::new(testbed::cluster::kubectl_path())
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .output()
+        .expect("kubectl");
+    std::fs::remove_file(&kubeconfig).unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// 8. Every deploy above ran as the pipeline's own user: the ID token a build of the shipped
+///    pipeline gets is `concourse:main/family-assistant` to the API server, and nothing else
+///    holds a Kubernetes credential.
+fn the_pipeline_deploys_as_its_own_user(rig: &Rig) {
+    let token = id_token_of(rig, PIPELINE, &[]);
+    assert_eq!(whoami(rig, &token), format!("concourse:main/{PIPELINE}"));
+    rig.set_pipeline(&[]);
+}
+
+/// 9. The same file set as another pipeline of the same Concourse: its token is another user,
+///    bound to nothing, and its put fails before changing anything, naming that user and the verb.
+fn another_pipeline_s_token_is_refused_before_anything_changes(rig: &Rig, seen: &mut Seen) {
+    const INTRUDER: &str = "intruder";
+    let before = rig.deployed_image();
+    rig.set_variant(INTRUDER, &[], &[]);
+    // Its first check finds the current digest and triggers its deploy job.
+    let build = rig.finished_build_of(INTRUDER, 1, BUILD_TIMEOUT);
+    let log = seen.keep(&rig.watch_of(INTRUDER, 1));
+    assert_eq!(build.status, "failed", "{log}");
+    assert!(
+        log.contains(&format!(
+            "concourse:main/{INTRUDER} may not get deployments.apps/{}",
+            testbed::concourse::rig::APP
+        )) && log.contains("nothing was changed"),
+        "{log}"
+    );
+    assert_eq!(rig.deployed_image(), before);
+    rig.concourse
+        .fly_ok(&["destroy-pipeline", "--non-interactive", "-p", INTRUDER]);
+}
+
+/// 10. A token for another audience (the var source's `audience` edited): the API server answers
+///     401, and the put says which setting and which file must agree.
+fn a_token_for_another_audience_is_refused_in_one_line(rig: &Rig, seen: &mut Seen) {
+    let before = rig.deployed_image();
+    rig.set_variant(
+        PIPELINE,
+        &[("audience: [kubernetes]", "audience: [another-service]")],
+        &[],
+    );
+    let name = rig.builds().len() as u32 + 1;
+    rig.concourse
+        .fly_ok(&["trigger-job", "-j", &format!("{PIPELINE}/{JOB}")]);
+    let build = rig.finished_build(name, BUILD_TIMEOUT);
+    let log = seen.keep(&rig.watch(name));
+    assert_eq!(build.status, "failed", "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{log}"));
+    assert!(
+        line.contains("401")
+            && line.contains("audience")
+            && line.contains("AuthenticationConfiguration"),
+        "{line}"
+    );
+    assert_eq!(rig.deployed_image(), before);
+    rig.set_pipeline(&[]);
+}
+
+/// 11. GitOps mode waits with read-only access as its own pipeline's user: the ID token of a build
+///     of `family-assistant-gitops` (pipeline/rbac-readonly.yaml binds it), given to `out` in
+///     GitOps mode; the test plays the agent and applies the commit.
+fn the_gitops_wait_runs_as_its_pipeline_s_read_only_user(rig: &Rig, seen: &mut Seen) {
+    const GITOPS: &str = "family-assistant-gitops";
+    rig.cluster.apply(
+        &rig.namespace,
+        include_str!("../pipeline/rbac-readonly.yaml"),
+    );
+    let token = id_token_of(rig, GITOPS, &[]);
+    rig.concourse
+        .fly_ok(&["destroy-pipeline", "--non-interactive", "-p", GITOPS]);
+    assert_eq!(whoami(rig, &token), format!("concourse:main/{GITOPS}"));
+
+    let server = testbed::git::GitServer::start();
+    let app = testbed::concourse::rig::APP;
+    let manifest = testbed::concourse::rig::deployment(&rig.deployed_image(), 2, 0);
+    server.commit("main", &[("deploy/deployment.yaml", &manifest)], "seed");
+    let digest = rig.push_app("v-gitops");
+    let image = format!("{}@{digest}", rig.repository);
+    let source = serde_json::json!({
+        "repository": rig.repository,
+        "git": {
+            "uri": server.url, "paths": ["deploy/"], "insecure": true,
+            "username": testbed::git::USER, "password": testbed::git::PASSWORD,
+        },
+        "namespace": rig.namespace,
+        "deployment": app,
+        "server": rig.var("kubernetes_server"),
+        "token": token,
+        "certificate_authority": rig.var("kubernetes_ca"),
+    });
+    let request =
+        serde_json::json!({"source": source, "params": {"digest": digest, "timeout": "2m"}});
+    let dir = tempfile::tempdir().unwrap();
+    let mut put =
+        testbed::step::Running::start(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]);
+    put.wait_for_line("waiting for the pod template to run ");
+    rig.cluster.kubectl_ok(&[
+        "-n",
+        &rig.namespace,
+        "set",
+        "image",
+        &format!("deployment/{app}"),
+        &format!("{app}={image}"),
+    ]);
+    let result = put.finish();
+    result.assert_never_prints(&token);
+    seen.0.push(result.stderr.clone());
+    assert!(result.ok(), "{}", result.stderr);
+    assert_eq!(rig.deployed_image(), image);
+}
+
+/// 12. A token that expires mid-rollout (`expires_in: 20s`, a rollout of more than a minute): the
+///     API server refuses it when the wait reopens its watch, the put fails saying the ID token
+///     expired and which setting to raise, and says the rollback could not run with it either.
+fn a_token_that_expires_mid_rollout_names_expires_in(rig: &Rig, seen: &mut Seen) {
+    rig.set_variant(PIPELINE, &[("expires_in: 30m", "expires_in: 20s")], &[]);
+    min_ready_seconds(rig, 45);
+    let name = rig.builds().len() as u32 + 1;
+    rig.push_app("v-slow");
+    let check = ["check-resource", "-r", &format!("{PIPELINE}/{RESOURCE}")];
+    let out = rig.concourse.fly(&check);
+    assert!(out.status.success(), "{}", seen.keep(&out));
+    let build = rig.finished_build(name, Duration::from_secs(240));
+    let log = seen.keep(&rig.watch(name));
+    assert_eq!(build.status, "failed", "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{log}"));
+    assert!(
+        line.contains("the Concourse ID token expired")
+            && line.contains("expires_in")
+            && line.contains("params.timeout")
+            && line.contains("ROLLBACK FAILED"),
+        "{line}"
+    );
+    rig.set_pipeline(&[]);
+    min_ready_seconds(rig, 0);
 }
 
 /// The id of the newest check build of the resource that the ATC stored: one that a webhook or

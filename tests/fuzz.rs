@@ -143,6 +143,7 @@ const PARAM_KEYS: &[&str] = &[
     "workloads",
     "container",
     "skip_download",
+    "token",
 ];
 
 /// An object with a random subset of `keys` (plausible values) and now and then an unknown key.
@@ -518,7 +519,7 @@ proptest! {
         source.context = context;
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let _ = rustls::crypto::ring::default_provider().install_default();
-        if let Err(e) = runtime.block_on(cluster::connect(&source, None)) {
+        if let Err(e) = runtime.block_on(cluster::connect(&source, &Default::default())) {
             let message = e.to_string();
             assert_one_line(&message);
             prop_assert!(

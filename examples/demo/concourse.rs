@@ -25,8 +25,11 @@ pub fn run(bundle: &Bundle) {
     );
     step(&format!(
         "fly set-pipeline -p {PIPELINE} -c pipeline/deploy.yml -l vars.yml; fly unpause-pipeline \
-         (done; the vars file is {}/vars.yml)",
-        rig.dir().display()
+         (done; the vars file is {}/{PIPELINE}-vars.yml, with no cluster credential: the API \
+         server trusts Concourse ({}) as a token issuer, and the deploys run as the user \
+         concourse:main/{PIPELINE} with each build's ID token)",
+        rig.dir().display(),
+        rig.external_url
     ));
     print!("{}", rig.concourse.fly_ok(&["pipelines"]));
 

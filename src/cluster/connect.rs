@@ -1,5 +1,6 @@
-//! Connecting to the cluster from `source`: a kubeconfig (with an optional context), a server +
-//! token + CA, or — with none of these — the pod's own service account (in-cluster).
+//! Connecting to the cluster from `source` (and the put's `params`): a kubeconfig (with an
+//! optional context), a server + token + CA, or — with none of these — the pod's own service
+//! account (in-cluster).
 //!
 //! Errors never echo the kubeconfig or token: YAML errors are reported by position only, because
 //! a parser's snippet of the offending line could be a client key.
@@ -10,12 +11,25 @@ use kube::{Client, Config};
 use serde_json::json;
 
 use super::client::Cluster;
-use crate::config::Source;
+use crate::config::{OutParams, Source};
 use crate::error::{Error, Result, root_cause};
 
-/// Connects as `source` says. `namespace` (from `params`) beats `source.namespace`, which beats
-/// the kubeconfig context's (or service account's) namespace, which beats `default`.
-pub async fn connect(source: &Source, namespace: Option<&str>) -> Result<Cluster> {
+/// Connects as `source` says, with `params.token` (a build's ID token) instead of `source.token`
+/// when given. `params.namespace` beats `source.namespace`, which beats the kubeconfig context's
+/// (or service account's) namespace, which beats `default`.
+pub async fn connect(source: &Source, params: &OutParams) -> Result<Cluster> {
+    let namespace = params.namespace.as_deref();
+    let with_token;
+    let source = match &params.token {
+        Some(token) => {
+            with_token = Source {
+                token: Some(token.clone()),
+                ..source.clone()
+            };
+            &with_token
+        }
+        None => source,
+    };
     let config = config(source).await?;
     let server = config.cluster_url.to_string();
     let namespace = namespace
@@ -66,10 +80,12 @@ async fn config(source: &Source) -> Result<Config> {
             if source.context.is_some() {
                 return Err(bad("source.context", "only applies with source.kubeconfig"));
             }
-            let token = source
-                .token
-                .as_ref()
-                .ok_or_else(|| bad("source.token", "is required with source.server"))?;
+            let token = source.token.as_ref().ok_or_else(|| {
+                bad(
+                    "source.token",
+                    "is required with source.server (or params.token)",
+                )
+            })?;
             super::token::remember(super::token::Facts::read(token.expose()));
             // The same path as a kubeconfig file: one way to load, one set of TLS rules.
             let ca = source

@@ -50,13 +50,13 @@ impl Facts {
         let expired = self.expires.and_then(|at| now.duration_since(at).ok());
         match (expired, self.concourse) {
             (Some(ago), true) => format!(
-                "; the Concourse ID token in source.token expired {} ago, during the put: raise the \
-                 idtoken var source's expires_in above the put's params.timeout (plus \
-                 params.restore_timeout in GitOps mode)",
+                "; the Concourse ID token expired {} ago, during the put: raise the idtoken var \
+                 source's expires_in above the put's params.timeout (plus params.restore_timeout \
+                 in GitOps mode)",
                 humantime::format_duration(Duration::from_secs(ago.as_secs()))
             ),
             (Some(ago), false) => format!(
-                "; source.token expired {} ago: give one valid for the whole put",
+                "; the token expired {} ago: give one valid for the whole put",
                 humantime::format_duration(Duration::from_secs(ago.as_secs()))
             ),
             (None, true) => {
@@ -136,7 +136,7 @@ mod tests {
         assert!(!sa.concourse);
         assert!(
             sa.fix(UNIX_EPOCH + Duration::from_secs(1060))
-                .contains("source.token expired 1m ago")
+                .contains("the token expired 1m ago")
         );
         assert_eq!(Facts::read("not-a-jwt"), None);
     }

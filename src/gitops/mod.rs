@@ -307,7 +307,7 @@ impl Watch {
         repository: &ImageName,
         timeouts: [Duration; 2],
     ) -> Result<Watch> {
-        let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
+        let cluster = cluster::connect(source, params).await?;
         // Before anything is pushed: a Role missing a verb would otherwise show only after the
         // push, as a forbidden watch.
         access::review(&cluster, &list, access::Mode::Watch).await?;

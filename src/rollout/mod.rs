@@ -126,7 +126,7 @@ async fn prepare(
 ) -> Result<(Vec<WorkloadRef>, Version, Cluster)> {
     let workloads = workloads(source, params)?;
     // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
-    let cluster = cluster::connect(source, params.namespace.as_deref()).await?;
+    let cluster = cluster::connect(source, params).await?;
     let version = deployable(source, params, dir).await?;
     access::review(&cluster, &workloads, access::Mode::Patch { wait }).await?;
     Ok((workloads, version, cluster))

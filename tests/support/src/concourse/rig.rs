@@ -1,7 +1,10 @@
 //! The shipped pipeline, set up as a user sets it up: `pipeline/deploy.yml` as it is, a vars file,
 //! the resource image built from the `Dockerfile` and pulled by Concourse's `registry-image` type
 //! from a loopback registry, the app's private registry, and the Deployment on a real control
-//! plane, deployed as the ServiceAccount of `pipeline/rbac.yaml`.
+//! plane, deployed as the pipeline's own user: Concourse's web serves https (a CA of the rig's
+//! own), and the control plane's API server trusts it as a token issuer with the shipped
+//! `pipeline/apiserver-authentication.yaml` (its URL and CA filled in), so no var holds a
+//! Kubernetes credential.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,8 +15,9 @@ use tempfile::TempDir;
 
 use super::{Bundle, Concourse};
 use crate::cluster::ControlPlane;
+use crate::cluster::pki::Pki;
 use crate::image;
-use crate::registry::{Auth, Credentials, ImageSpec, Layout, Registry};
+use crate::registry::{Auth, Credentials, ImageSpec, Layout, Registry, free_port};
 
 /// The names the shipped files use: the pipeline (`-p`), its resource and job. The Actions step's
 /// URL names the first two; if they drifted apart, its POST would answer 404.
@@ -40,6 +44,12 @@ pub struct Rig {
     pub namespace: String,
     /// `<apps host>/werdnum/family-assistant`, the `image_repository` var.
     pub repository: String,
+    /// `https://127.0.0.1:PORT`: Concourse's external URL, the ID tokens' issuer and the base of
+    /// the build links (fly and the API are reached on its plain-http port, `concourse.url()`).
+    pub external_url: String,
+    /// A token of the ServiceAccount of `pipeline/rbac.yaml` (the fallback identity), for steps
+    /// the benchmarks run outside Concourse. No var holds it.
+    pub service_account_token: String,
     vars: Map<String, Value>,
     dir: TempDir,
 }
@@ -81,14 +91,48 @@ impl Rig {
             &secret("registry-password"),
         )));
         let resource_image = resources.repository("image-rollout-resource");
+        let dir = tempfile::Builder::new()
+            .prefix("pipeline-")
+            .tempdir()
+            .expect("tempdir");
+        // Concourse's web on https: the API server fetches its OIDC discovery and keys only so.
+        let pki = Pki::new();
+        let web = pki.serving("127.0.0.1");
+        let (cert, key) = (dir.path().join("web.crt"), dir.path().join("web.key"));
+        std::fs::write(&cert, &web.cert_pem).expect("write web.crt");
+        std::fs::write(&key, &web.key_pem).expect("write web.key");
+        let port = free_port().port();
+        let external_url = format!("https://127.0.0.1:{port}");
+        let mut web_args = format!(
+            "--tls-bind-port={port} --tls-cert={} --tls-key={} --external-url={external_url}",
+            cert.display(),
+            key.display()
+        );
+        let mut settings: Vec<(&str, &str)> = settings.to_vec();
+        if let Some(i) = settings.iter().position(|(k, _)| *k == "WEB_EXTRA_ARGS") {
+            web_args = format!("{} {web_args}", settings.remove(i).1);
+        }
+        settings.push(("WEB_EXTRA_ARGS", &web_args));
+        let authentication = dir.path().join("apiserver-authentication.json");
+        std::fs::write(
+            &authentication,
+            authentication_config(&external_url, &pki.ca_pem()),
+        )
+        .expect("write the authentication configuration");
+        let apiserver = [
+            format!("--authentication-config={}", authentication.display()),
+            // Watches end (and are reopened with the token) after 15-30 s instead of 30-60 min,
+            // so a token that expires mid-rollout is refused within the rollout.
+            "--min-request-timeout=15".to_string(),
+        ];
         // The three slow starts overlap: Concourse, the image build, the control plane.
         let (concourse, cluster) = std::thread::scope(|s| {
-            let concourse = s.spawn(|| Concourse::up(bundle, settings));
+            let concourse = s.spawn(|| Concourse::up(bundle, &settings));
             let image = s.spawn(|| {
                 image::build("0.0.0-e2e", "e2e");
                 image::push(&format!("{resource_image}:test"));
             });
-            let cluster = ControlPlane::start();
+            let cluster = ControlPlane::start_with(&apiserver);
             let concourse = concourse.join();
             image.join().expect("the resource image builds and pushes");
             (concourse.expect("Concourse starts"), cluster)
@@ -96,7 +140,7 @@ impl Rig {
 
         let namespace = cluster.namespace("ml-bot");
         let repository = apps.repository(APP_IMAGE);
-        let token = cluster.service_account_token(&namespace, "image-rollout");
+        let service_account_token = cluster.service_account_token(&namespace, "image-rollout");
         cluster.apply(&namespace, include_str!("../../../../pipeline/rbac.yaml"));
         cluster.apply(
             &namespace,
@@ -116,7 +160,6 @@ impl Rig {
             "deployment": APP,
             "kubernetes_server": cluster.server(),
             "kubernetes_ca": cluster.ca_pem(),
-            "kubernetes_token": token,
             "webhook_token": secret("webhook"),
         });
         let rig = Rig {
@@ -126,11 +169,10 @@ impl Rig {
             _resources: resources,
             namespace,
             repository,
+            external_url,
+            service_account_token,
             vars: vars.as_object().expect("an object").clone(),
-            dir: tempfile::Builder::new()
-                .prefix("pipeline-")
-                .tempdir()
-                .expect("tempdir"),
+            dir,
         };
         rig.set_pipeline(&[]);
         rig.concourse.fly_ok(&["unpause-pipeline", "-p", PIPELINE]);
@@ -142,27 +184,31 @@ impl Rig {
         self.vars[name].as_str().unwrap_or_default()
     }
 
-    /// `pipeline/deploy.yml` with its resource following releases instead of `main`, as the
-    /// README shows (`tag:` replaced by `semver_constraint: ((release_constraint))`), set and
-    /// unpaused as `pipeline`.
-    pub fn set_release_pipeline(&self, pipeline: &str, constraint: &str) {
-        let shipped = std::fs::read_to_string(image::root().join("pipeline/deploy.yml"))
+    /// `pipeline/deploy.yml` with `edits` (each `(from, to)`: text that must be there, and what
+    /// replaces it) and the test vars with `vars` (`None` removes one), set and unpaused as
+    /// `pipeline`.
+    pub fn set_variant(
+        &self,
+        pipeline: &str,
+        edits: &[(&str, &str)],
+        vars: &[(&str, Option<&str>)],
+    ) {
+        let mut text = std::fs::read_to_string(image::root().join("pipeline/deploy.yml"))
             .expect("pipeline/deploy.yml");
-        let follow_tag = "      tag: ((image_tag))\n";
-        assert!(
-            shipped.contains(follow_tag),
-            "deploy.yml's resource follows ((image_tag))"
-        );
-        let releases = shipped.replace(
-            follow_tag,
-            "      semver_constraint: ((release_constraint))\n",
-        );
-        let config = self.dir.path().join("releases.yml");
-        std::fs::write(&config, releases).expect("write the pipeline");
-        let mut vars = self.vars.clone();
-        vars.remove("image_tag");
-        vars.insert("release_constraint".into(), json!(constraint));
-        self.fly_set_pipeline(pipeline, &config, vars);
+        for (from, to) in edits {
+            assert!(text.contains(from), "deploy.yml has no {from:?}");
+            text = text.replacen(from, to, 1);
+        }
+        let config = self.dir.path().join(format!("{pipeline}.yml"));
+        std::fs::write(&config, text).expect("write the pipeline");
+        let mut all = self.vars.clone();
+        for (name, value) in vars {
+            match value {
+                Some(value) => all.insert((*name).into(), json!(value)),
+                None => all.remove(*name),
+            };
+        }
+        self.fly_set_pipeline(pipeline, &config, all);
         self.concourse.fly_ok(&["unpause-pipeline", "-p", pipeline]);
     }
 
@@ -319,6 +365,20 @@ pub fn actions_script() -> String {
         .as_str()
         .expect("the step has a run: script")
         .to_owned()
+}
+
+/// The shipped `pipeline/apiserver-authentication.yaml` with this Concourse as the issuer: its
+/// external URL and the CA of its certificate, the two values a user fills in.
+fn authentication_config(issuer: &str, ca_pem: &str) -> String {
+    let mut config: Value = serde_saphyr::from_str(include_str!(
+        "../../../../pipeline/apiserver-authentication.yaml"
+    ))
+    .expect("apiserver-authentication.yaml is YAML");
+    let jwt = &mut config["jwt"][0]["issuer"];
+    jwt["url"] = json!(issuer);
+    jwt["certificateAuthority"] = json!(ca_pem);
+    // JSON is YAML, and the API server reads either.
+    config.to_string()
 }
 
 /// A random secret, so that a leak is recognisable in any output.
