@@ -341,6 +341,17 @@ fn an_aborted_build_restores_the_previous_digest(rig: &Rig, seen: &mut Seen) {
 ///    tag deploys, named in the change-cause; a pre-release, a release outside the constraint and
 ///    a non-version tag are never versions, so nothing triggers; the next release deploys.
 fn releases_deploy_and_pre_releases_do_not(rig: &Rig, seen: &mut Seen) {
+    // Another pipeline is another user: bound to the same Role, as a user adds a subject to
+    // pipeline/rbac.yaml for each pipeline that deploys.
+    rig.cluster.kubectl_ok(&[
+        "-n",
+        &rig.namespace,
+        "create",
+        "rolebinding",
+        "releases",
+        "--role=image-rollout",
+        &format!("--user=concourse:main/{RELEASES}"),
+    ]);
     rig.set_variant(
         RELEASES,
         &[(
@@ -558,9 +569,9 @@ fn the_gitops_wait_runs_as_its_pipeline_s_read_only_user(rig: &Rig, seen: &mut S
     assert_eq!(rig.deployed_image(), image);
 }
 
-/// 12. A token that expires mid-rollout (`expires_in: 20s`, a rollout of more than a minute): the
-///     API server refuses it when the wait reopens its watch, the put fails saying the ID token
-///     expired and which setting to raise, and says the rollback could not run with it either.
+/// 12. A token that expires mid-rollout (`expires_in: 20s`, a rollout of 90 s): the API server
+///     refuses it when the wait reopens its watches (every minute), the put fails saying the ID
+///     token expired and which setting to raise, and that the rollback could not run with it.
 fn a_token_that_expires_mid_rollout_names_expires_in(rig: &Rig, seen: &mut Seen) {
     rig.set_variant(PIPELINE, &[("expires_in: 30m", "expires_in: 20s")], &[]);
     min_ready_seconds(rig, 45);

@@ -138,6 +138,12 @@ pub fn selector<K: Workload>(object: &K) -> String {
 ///
 /// `images` (container name → image) identifies the pods of the template being rolled out; the
 /// rollout counts only while the workload's template still runs them.
+/// How long the API server keeps one watch open before the wait reopens it (kube's default is
+/// 290 s). A watch is authenticated when it opens, so this is how soon a short-lived token (a
+/// Concourse ID token) that expires mid-wait is noticed: within a minute, while a rollback can be
+/// named as impossible, rather than after the rollout failed. One request a minute per watch.
+const WATCH_SECONDS: u32 = 60;
+
 pub async fn rollout<K: Workload>(
     target: Target<'_>,
     images: &BTreeMap<String, String>,
@@ -162,15 +168,22 @@ pub async fn rollout<K: Workload>(
     let (pods, pod_writer) = reflector::store::<Pod>();
     let workload_events = watcher(
         api,
-        watcher::Config::default().fields(&format!("metadata.name={name}")),
+        watcher::Config::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(WATCH_SECONDS),
     )
     .default_backoff()
     .reflect(workload_writer)
     .map(|e| e.err());
-    let pod_events = watcher(pods_api, watcher::Config::default().labels(selector))
-        .default_backoff()
-        .reflect(pod_writer)
-        .map(|e| e.err());
+    let pod_events = watcher(
+        pods_api,
+        watcher::Config::default()
+            .labels(selector)
+            .timeout(WATCH_SECONDS),
+    )
+    .default_backoff()
+    .reflect(pod_writer)
+    .map(|e| e.err());
     let mut events = std::pin::pin!(stream::select(workload_events, pod_events));
 
     let mut first_seen: HashMap<(String, String, String), Instant> = HashMap::new();

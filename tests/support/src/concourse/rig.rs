@@ -119,12 +119,10 @@ impl Rig {
             authentication_config(&external_url, &pki.ca_pem()),
         )
         .expect("write the authentication configuration");
-        let apiserver = [
-            format!("--authentication-config={}", authentication.display()),
-            // Watches end (and are reopened with the token) after 15-30 s instead of 30-60 min,
-            // so a token that expires mid-rollout is refused within the rollout.
-            "--min-request-timeout=15".to_string(),
-        ];
+        let apiserver = [format!(
+            "--authentication-config={}",
+            authentication.display()
+        )];
         // The three slow starts overlap: Concourse, the image build, the control plane.
         let (concourse, cluster) = std::thread::scope(|s| {
             let concourse = s.spawn(|| Concourse::up(bundle, &settings));
