@@ -499,13 +499,7 @@ fn a_token_for_another_audience_is_refused_in_one_line(rig: &Rig, seen: &mut See
     let name = rig.builds().len() as u32 + 1;
     rig.concourse
         .fly_ok(&["trigger-job", "-j", &format!("{PIPELINE}/{JOB}")]);
-    let build = rig.finished_build(name, BUILD_TIMEOUT);
-    let log = seen.keep(&rig.watch(name));
-    assert_eq!(build.status, "failed", "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no error line in:\n{log}"));
+    let line = failed_with(rig, seen, name, BUILD_TIMEOUT);
     assert!(
         line.contains("401")
             && line.contains("audience")
@@ -580,13 +574,7 @@ fn a_token_that_expires_mid_rollout_names_expires_in(rig: &Rig, seen: &mut Seen)
     let check = ["check-resource", "-r", &format!("{PIPELINE}/{RESOURCE}")];
     let out = rig.concourse.fly(&check);
     assert!(out.status.success(), "{}", seen.keep(&out));
-    let build = rig.finished_build(name, Duration::from_secs(240));
-    let log = seen.keep(&rig.watch(name));
-    assert_eq!(build.status, "failed", "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no error line in:\n{log}"));
+    let line = failed_with(rig, seen, name, Duration::from_secs(240));
     assert!(
         line.contains("the Concourse ID token expired")
             && line.contains("expires_in")
@@ -596,6 +584,16 @@ fn a_token_that_expires_mid_rollout_names_expires_in(rig: &Rig, seen: &mut Seen)
     );
     rig.set_pipeline(&[]);
     min_ready_seconds(rig, 0);
+}
+
+/// Waits for the deploy job's build `name` to fail, and returns its one `error:` line.
+fn failed_with(rig: &Rig, seen: &mut Seen, name: u32, timeout: Duration) -> String {
+    let build = rig.finished_build(name, timeout);
+    let log = seen.keep(&rig.watch(name));
+    assert_eq!(build.status, "failed", "{log}");
+    let line = log.lines().find(|l| l.starts_with("error: "));
+    line.unwrap_or_else(|| panic!("no error line in:\n{log}"))
+        .to_string()
 }
 
 /// The id of the newest check build of the resource that the ATC stored: one that a webhook or
