@@ -575,6 +575,13 @@ fn a_token_that_expires_mid_rollout_names_expires_in(rig: &Rig, seen: &mut Seen)
     let out = rig.concourse.fly(&check);
     assert!(out.status.success(), "{}", seen.keep(&out));
     let line = failed_with(rig, seen, name, Duration::from_secs(240));
+    // Said before the patch, too: the put knew its token would not last.
+    let log = seen.0.last().expect("the build's log");
+    assert!(
+        log.contains("note: the token expires in ")
+            && log.contains("sooner than params.timeout (10m)"),
+        "{log}"
+    );
     assert!(
         line.contains("the Concourse ID token expired")
             && line.contains("expires_in")

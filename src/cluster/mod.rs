@@ -24,6 +24,7 @@ use crate::registry::ImageName;
 pub use client::{Cluster, PERMISSION_FIX, describe, describe_status};
 pub use connect::connect;
 use select::select_containers;
+pub use token::note_if_short_lived;
 use workload::Workload;
 
 /// A workload as read before a GitOps put: its pod selector and the selected containers' images.

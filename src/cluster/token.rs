@@ -78,6 +78,33 @@ pub fn remember(facts: Option<Facts>) {
     let _ = FACTS.set(facts);
 }
 
+/// Says in one stderr line, before anything changes, when the remembered token expires before
+/// the put may end (`may_take`, the `settings` that bound it): a rollout that takes longer fails
+/// when the API server next checks the token, and can no longer be rolled back with it.
+pub fn note_if_short_lived(may_take: Duration, settings: &str) {
+    let Some(Facts {
+        expires: Some(at),
+        concourse,
+    }) = FACTS.get().copied().flatten()
+    else {
+        return;
+    };
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    if left < may_take {
+        let seconds = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+        let raise = if concourse {
+            "the idtoken var source's expires_in"
+        } else {
+            "the token's lifetime"
+        };
+        eprintln!(
+            "note: the token expires in {}, sooner than {settings} ({}): a rollout that takes longer fails when the API server next checks the token; raise {raise}",
+            seconds(left),
+            seconds(may_take)
+        );
+    }
+}
+
 /// The fix for a 401, from the remembered token (the generic one without a JWT).
 pub fn fix() -> String {
     let facts = FACTS.get().copied().flatten().unwrap_or(Facts {

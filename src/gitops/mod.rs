@@ -308,6 +308,8 @@ impl Watch {
         timeouts: [Duration; 2],
     ) -> Result<Watch> {
         let cluster = cluster::connect(source, params).await?;
+        let [deploy, restore] = timeouts;
+        cluster::note_if_short_lived(deploy + restore, "params.timeout + params.restore_timeout");
         // Before anything is pushed: a Role missing a verb would otherwise show only after the
         // push, as a forbidden watch.
         access::review(&cluster, &list, access::Mode::Watch).await?;

@@ -127,6 +127,10 @@ async fn prepare(
     let workloads = workloads(source, params)?;
     // The cluster's configuration first: a bad kubeconfig or CA fails before any network call.
     let cluster = cluster::connect(source, params).await?;
+    if wait {
+        let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        cluster::note_if_short_lived(timeout, "params.timeout");
+    }
     let version = deployable(source, params, dir).await?;
     access::review(&cluster, &workloads, access::Mode::Patch { wait }).await?;
     Ok((workloads, version, cluster))
