@@ -53,11 +53,11 @@ impl Facts {
                 "; the Concourse ID token expired {} ago, during the put: raise the idtoken var \
                  source's expires_in above the put's params.timeout (plus params.restore_timeout \
                  in GitOps mode)",
-                humantime::format_duration(Duration::from_secs(ago.as_secs()))
+                seconds(ago)
             ),
             (Some(ago), false) => format!(
                 "; the token expired {} ago: give one valid for the whole put",
-                humantime::format_duration(Duration::from_secs(ago.as_secs()))
+                seconds(ago)
             ),
             (None, true) => {
                 "; the API server does not accept this Concourse ID token: the idtoken \
@@ -69,6 +69,11 @@ impl Facts {
             (None, false) => "; check the token or kubeconfig (it may have expired)".into(),
         }
     }
+}
+
+/// `1m 30s`: whole seconds are all a token's lifetime is counted in.
+fn seconds(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
 }
 
 static FACTS: OnceLock<Option<Facts>> = OnceLock::new();
@@ -91,7 +96,6 @@ pub fn note_if_short_lived(may_take: Duration, settings: &str) {
     };
     let left = at.duration_since(SystemTime::now()).unwrap_or_default();
     if left < may_take {
-        let seconds = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
         let raise = if concourse {
             "the idtoken var source's expires_in"
         } else {

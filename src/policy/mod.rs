@@ -35,23 +35,32 @@ pub async fn versions(
     source: &Source,
     given: Option<Version>,
 ) -> Result<Vec<Version>> {
-    match Policy::of(source)? {
-        Policy::Tag(tag) => follow_tag(registry, source, &tag, given).await,
-        policy => follow_policy(registry, source, &policy, given).await,
-    }
+    follow(registry, source, &Policy::of(source)?, given).await
 }
 
 /// The version the source's policy points at now: what a put deploys when no `get` step or
 /// `params.digest` names one.
 pub async fn current(registry: &Registry, source: &Source) -> Result<Version> {
     let policy = Policy::of(source)?;
-    versions(registry, source, None)
+    follow(registry, source, &policy, None)
         .await?
         .pop()
         .ok_or_else(|| Error::Config {
             key: policy.key(),
             message: format!("{} has no {}", source.repository, policy.describe()),
         })
+}
+
+async fn follow(
+    registry: &Registry,
+    source: &Source,
+    policy: &Policy,
+    given: Option<Version>,
+) -> Result<Vec<Version>> {
+    match policy {
+        Policy::Tag(tag) => follow_tag(registry, source, tag, given).await,
+        policy => follow_policy(registry, source, policy, given).await,
+    }
 }
 
 async fn follow_tag(

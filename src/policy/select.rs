@@ -29,8 +29,11 @@ pub enum Policy {
     /// Exactly one tag.
     Tag(String),
     Semver(Semver),
-    /// Tags the expression matches, whole, ranked by [`natural`] order.
-    Regex(Regex),
+    /// Tags the expression matches, whole, ranked by [`natural`] order; `pattern` as given.
+    Regex {
+        regex: Regex,
+        pattern: String,
+    },
 }
 
 /// The semver keys, read.
@@ -153,7 +156,10 @@ impl Policy {
             });
         }
         if let Some(pattern) = &source.tag_regex {
-            return compile(pattern).map(Policy::Regex);
+            return Ok(Policy::Regex {
+                regex: compile(pattern)?,
+                pattern: pattern.clone(),
+            });
         }
         if semver.is_none() {
             return Ok(Policy::Tag(source.tag().to_string()));
@@ -195,7 +201,7 @@ impl Policy {
             .filter_map(|(at, tag)| {
                 let rank = match self {
                     Policy::Tag(_) => return None,
-                    Policy::Regex(regex) => {
+                    Policy::Regex { regex, .. } => {
                         regex.is_match(tag.as_bytes()).then_some(Rank::Named)?
                     }
                     Policy::Semver(semver) => Rank::Version(
@@ -218,20 +224,19 @@ impl Policy {
     pub fn key(&self) -> &'static str {
         match self {
             Policy::Tag(_) => "source.tag",
-            Policy::Regex(_) => "source.tag_regex",
+            Policy::Regex { .. } => "source.tag_regex",
             Policy::Semver(semver) => semver.key,
         }
     }
 
-    /// What the policy follows, for log lines: `tags matching >= 1.2, < 2`.
+    /// What the policy follows, for log lines: `tags matching tag_regex main-[0-9]+`.
     pub fn describe(&self) -> String {
         match self {
             Policy::Tag(tag) => format!("tag {tag}"),
-            Policy::Regex(regex) => {
-                let anchored = regex.as_str();
+            Policy::Regex { pattern, .. } => {
                 format!(
                     "tags matching tag_regex {}",
-                    &anchored[4..anchored.len() - 2]
+                    crate::error::one_line(pattern)
                 )
             }
             Policy::Semver(semver) => {
