@@ -5,7 +5,7 @@
 #
 # The test binaries are built once, then run in two lanes at the same time, because the 2 cores
 # are otherwise idle for most of a run:
-#   image lane  tests/image.rs and tests/concourse.rs, which start with the static release build
+#   image lane  tests/image.rs, tests/action.rs and tests/concourse.rs, which start with the static release build
 #               of the image's binary (fat LTO into one codegen unit: one core for minutes), then
 #               mostly wait on Concourse;
 #   main lane   everything else, one binary after the other, then the doc tests.
@@ -78,7 +78,7 @@ doc() {
   return $rc
 }
 
-image_lane="image concourse"
+image_lane="image action concourse"
 tests=$SECONDS
 failed=0
 if [ $# -gt 0 ]; then

@@ -100,8 +100,13 @@ pub struct GitSource {
     /// `https://host/owner/repo.git` (`http://` only with `insecure`), or ssh:
     /// `ssh://[user@]host[:port]/path` and scp-like `[user@]host:path`.
     pub uri: String,
+    /// The branch to commit on top of.
     #[serde(default = "default_branch")]
     pub branch: String,
+    /// Push here instead of to `branch` (created if missing, fast-forward otherwise), for a
+    /// protected `branch` updated through a pull request; the commit goes on top of this branch
+    /// when it holds `branch` plus commits not merged yet, else on top of `branch`.
+    pub push_branch: Option<String>,
     /// Files or directories (searched recursively for `*.yaml` / `*.yml`), relative to the root.
     pub paths: Vec<String>,
     pub username: Option<String>,
@@ -127,6 +132,13 @@ pub struct GitSource {
     /// Where Flux's GitRepository and Kustomization for this repository live, read after a
     /// revert (default: the put's namespace; often `flux-system`).
     pub flux_namespace: Option<String>,
+}
+
+impl GitSource {
+    /// Where commits are pushed: `push_branch`, or `branch`.
+    pub fn pushed_branch(&self) -> &str {
+        self.push_branch.as_deref().unwrap_or(&self.branch)
+    }
 }
 
 fn default_branch() -> String {

@@ -109,8 +109,9 @@ pub fn label(image: &str, tag: Option<&str>) -> String {
     }
 }
 
-/// `kubernetes.io/change-cause`: which build deployed what (the image, and its tag when known),
-/// with a link back to it.
+/// `kubernetes.io/change-cause` (and the GitOps commit's body): which build deployed what (the
+/// image, and its tag when known), with a link back to it — a Concourse build, or the GitHub
+/// Actions run of the Action.
 pub fn change_cause(image: &str, tag: Option<&str>) -> String {
     let image = label(image, tag);
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -131,6 +132,17 @@ pub fn change_cause(image: &str, tag: Option<&str>) -> String {
                 .unwrap_or_default();
             format!("image-rollout {image} by {pipeline}/{job} #{build}{url}")
         }
-        _ => format!("image-rollout {image}"),
+        // The GitHub Action, in the app's workflow: the run that built and pushed the image.
+        _ => match (
+            var("GITHUB_SERVER_URL"),
+            var("GITHUB_REPOSITORY"),
+            var("GITHUB_RUN_ID"),
+        ) {
+            (Some(server), Some(repository), Some(run)) => format!(
+                "image-rollout {image} by {repository} run {run} {}/{repository}/actions/runs/{run}",
+                server.trim_end_matches('/')
+            ),
+            _ => format!("image-rollout {image}"),
+        },
     }
 }

@@ -4,8 +4,11 @@
 //! says where each part of `out` lives.
 //!
 //! Each binary in `bin/` is one call into [`steps`]: [`protocol::run`] around one step function.
+//! The same binary is also a GitHub Action ([`action`], `resource action`): the GitOps mode run
+//! from the app's own workflow.
 
 pub mod abort;
+pub mod action;
 pub mod check;
 pub mod cluster;
 pub mod config;

@@ -31,9 +31,14 @@ pub fn put() -> ExitCode {
     )
 }
 
-/// Runs the step named by the file name this process was started as (`argv[0]`).
+/// Runs the step named by the file name this process was started as (`argv[0]`), or the GitHub
+/// Action when started as `resource action` (`action.yml`'s entrypoint and argument).
 pub fn by_name() -> ExitCode {
     let name = protocol::step_name();
+    // Only under its own name: `out` gets a directory as argv[1], which may be called anything.
+    if name == "resource" && std::env::args_os().nth(1).is_some_and(|a| a == "action") {
+        return crate::action::run();
+    }
     match name.to_str() {
         Some("check") => check(),
         Some("in") => get(),
@@ -41,7 +46,7 @@ pub fn by_name() -> ExitCode {
         _ => {
             eprintln!(
                 "error: this binary is the resource's check, in and out, chosen by the name it runs as \
-                 (Concourse runs /opt/resource/check, in and out); it ran as {name:?}"
+                 (Concourse runs /opt/resource/check, in and out), or the GitHub Action as `resource action`; it ran as {name:?}"
             );
             ExitCode::FAILURE
         }

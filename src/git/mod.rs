@@ -33,6 +33,25 @@ pub fn connect(git: &GitSource) -> Result<Arc<Failure>> {
             "is empty; list the files or directories holding the manifests (e.g. [deploy/])",
         ));
     }
+    for (key, branch) in [
+        ("source.git.branch", Some(&git.branch)),
+        ("source.git.push_branch", git.push_branch.as_ref()),
+    ] {
+        if let Some(branch) = branch
+            && !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+        {
+            return Err(bad(
+                key,
+                &format!("{} is not a valid branch name", crate::error::quote(branch)),
+            ));
+        }
+    }
+    if git.push_branch.as_ref() == Some(&git.branch) {
+        return Err(bad(
+            "source.git.push_branch",
+            "is the same as branch; leave it out to push to branch",
+        ));
+    }
     let handle = tokio::runtime::Handle::current();
     if ssh::is_ssh(&git.uri) {
         let ssh = Ssh::new(git, handle)?;

@@ -39,6 +39,7 @@ pub struct Repo {
     pub server: String,
     uri: String,
     pub branch: String,
+    push_branch: Option<String>,
 }
 
 impl Drop for Repo {
@@ -69,6 +70,7 @@ impl Repo {
             server,
             uri: git.uri.clone(),
             branch: git.branch.clone(),
+            push_branch: git.push_branch.clone(),
         })
     }
 
@@ -83,21 +85,73 @@ impl Repo {
         }
     }
 
-    /// Fetches the branch tip (depth 1) and returns it.
+    /// The branch commits are pushed to: `push_branch`, or `branch`.
+    pub fn pushed_branch(&self) -> &str {
+        self.push_branch.as_deref().unwrap_or(&self.branch)
+    }
+
+    /// Fetches the tips and returns the commit to build on: `branch`'s, or — with `push_branch`
+    /// holding `branch` and commits not merged yet (a pull request still open) — the push
+    /// branch's, so that each push is a fast-forward of it.
     pub fn fetch(&self) -> Result<Oid> {
+        let Some(push_branch) = &self.push_branch else {
+            return self.fetch_tips(1).map(|(base, _)| base);
+        };
+        let (base, pushed) = self.fetch_tips(1)?;
+        let pushed = match pushed {
+            Some(pushed) if pushed != base => pushed,
+            // Missing (the push creates it) or at `branch`: build on `branch`.
+            _ => return Ok(base),
+        };
+        // Which tip holds the other needs their history: the whole of it, only on this path
+        // (depth 1 above keeps the usual put cheap).
+        self.fetch_tips(i32::MAX)?;
+        let descends = |a: Oid, b: Oid| {
+            self.repo
+                .graph_descendant_of(a, b)
+                .map_err(|e| self.error(&e))
+        };
+        if descends(pushed, base)? {
+            Ok(pushed)
+        } else if descends(base, pushed)? {
+            Ok(base)
+        } else {
+            Err(Error::Git {
+                server: self.server.clone(),
+                message: format!(
+                    "push_branch `{push_branch}` has commits that `{}` lacks and `{}` has moved on since (a squash-merged or closed pull request?); nothing was pushed: delete `{push_branch}` (GitHub: \"Automatically delete head branches\") or merge `{}` into it",
+                    self.branch, self.branch, self.branch
+                ),
+            })
+        }
+    }
+
+    /// Fetches `branch` (which must exist) and `push_branch` (which may not) to `depth`
+    /// (`i32::MAX`: the whole history) and returns their tips.
+    fn fetch_tips(&self, depth: i32) -> Result<(Oid, Option<Oid>)> {
         let mut remote = self
             .repo
             .remote_anonymous(&self.uri)
             .map_err(|e| self.error(&e))?;
-        let tracking = format!("refs/remotes/origin/{}", self.branch);
-        let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
+        let tracking = |branch: &str| format!("refs/remotes/origin/{branch}");
+        let branches: Vec<&str> = std::iter::once(self.branch.as_str())
+            .chain(self.push_branch.as_deref())
+            .collect();
+        let refspecs: Vec<String> = branches
+            .iter()
+            .map(|b| format!("+refs/heads/{b}:{}", tracking(b)))
+            .collect();
         let mut options = FetchOptions::new();
-        options.depth(1).download_tags(AutotagOption::None);
+        options.depth(depth).download_tags(AutotagOption::None);
         remote
-            .fetch(&[&refspec], Some(&mut options), None)
+            .fetch(&refspecs, Some(&mut options), None)
             .map_err(|e| self.error(&e))?;
-        match self.repo.refname_to_id(&tracking) {
-            Ok(oid) => Ok(oid),
+        let pushed = self
+            .push_branch
+            .as_deref()
+            .and_then(|b| self.repo.refname_to_id(&tracking(b)).ok());
+        match self.repo.refname_to_id(&tracking(&self.branch)) {
+            Ok(oid) => Ok((oid, pushed)),
             Err(_) => {
                 let branches: Vec<String> = remote
                     .list()
@@ -287,10 +341,10 @@ impl Repo {
             .map_err(|e| self.error(&e))
     }
 
-    /// Pushes `commit` to the branch, fast-forward only (the refspec has no `+`, and libgit2
-    /// refuses a push whose remote tip is not an ancestor).
+    /// Pushes `commit` to the pushed branch, fast-forward only (the refspec has no `+`, and
+    /// libgit2 refuses a push whose remote tip is not an ancestor).
     pub fn push(&self, commit: Oid) -> Result<Pushed> {
-        let local = format!("refs/heads/{}", self.branch);
+        let local = format!("refs/heads/{}", self.pushed_branch());
         self.repo
             .reference(&local, commit, true, "image-rollout")
             .map_err(|e| self.error(&e))?;

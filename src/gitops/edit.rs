@@ -5,13 +5,36 @@
 //! only *parsed* (events with byte spans), the values to change are located, and exactly those
 //! byte ranges are replaced; everything else is copied through untouched.
 //!
-//! Two shapes are rewritten to `repository@digest`:
+//! Three shapes are rewritten:
 //! - any mapping value under the key `image` that names an image of the repository — containers
 //!   and initContainers of every workload kind, Pods, CronJobs, and Helm values written as
-//!   `image: repo:tag`;
+//!   `image: repo:tag` — becomes `repository@digest`; one written `repo:tag@sha256:…` keeps a tag
+//!   before the new digest (the digest wins; the tag is for the reader);
+//! - Helm values with split keys under `image:` (`repository`, `registry` + `repository`, or
+//!   ingress-nginx's `registry` + `image`): the digest goes where the chart takes it, `digest:`
+//!   when the mapping has that key, else `tag: main@sha256:…` (a tag and a digest: a valid
+//!   reference in every chart that renders `repository:tag`);
 //! - kustomization `images:` entries whose `name` or `newName` is the repository: `digest` is set
 //!   and `newTag` dropped (kustomize would otherwise apply both).
+//!
+//! A reference held by a YAML anchor or alias is refused: changing the anchor changes every
+//! alias of it, and changing one alias is impossible without rewriting the document's structure.
+//!
+//! ```
+//! use image_rollout_resource::gitops::edit::{Target, edit};
+//! use image_rollout_resource::registry::ImageName;
+//! let repository = ImageName::parse("ghcr.io/o/app").unwrap();
+//! let digest = format!("sha256:{}", "1".repeat(64));
+//! let image = format!("ghcr.io/o/app@{digest}");
+//! let target = Target { repository: &repository, image: &image, digest: &digest, tag: Some("main") };
+//! let values = "image:\n  repository: ghcr.io/o/app # the app\n  tag: main\n";
+//! let edited = edit(values, &target).unwrap();
+//! assert_eq!(edited.text, format!("image:\n  repository: ghcr.io/o/app # the app\n  tag: main@{digest}\n"));
+//! assert_eq!(edited.previous, ["ghcr.io/o/app:main"]);
+//! ```
 
+use std::collections::HashMap;
+use std::fmt;
 use std::ops::Range;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span, StructureStyle};
@@ -33,10 +56,44 @@ pub struct Target<'a> {
     pub repository: &'a ImageName,
     pub image: &'a str,
     pub digest: &'a str,
+    /// The tag the digest was found under, when known: written before the digest where a file
+    /// keeps a tag beside it (`repo:main@sha256:…`, Helm's `tag: main@sha256:…`).
+    pub tag: Option<&'a str>,
 }
 
-/// Edits `text`; the error is the parser's message with its position.
-pub fn edit(text: &str, target: &Target) -> Result<Edited, String> {
+/// Why a file was not edited.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The parser's message, with its position.
+    NotYaml(String),
+    /// A reference this module will not change, and why.
+    Refused { line: usize, message: String },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotYaml(e) => write!(f, "is not valid YAML ({e})"),
+            Problem::Refused { line, message } => write!(f, "line {line}: {message}"),
+        }
+    }
+}
+
+/// Whether `text` may hold a reference to `repository`: only such files are parsed, so a file
+/// under `paths` that is not YAML at all (a Helm template) and never names the image is left
+/// alone. The repository's path is in every shape above (`registry:` split off or not); Docker
+/// Hub's official images may be written without `library/`.
+pub fn mentions(text: &str, repository: &ImageName) -> bool {
+    let path = repository.path.as_str();
+    let path = match repository.host.as_str() {
+        "registry-1.docker.io" => path.strip_prefix("library/").unwrap_or(path),
+        _ => path,
+    };
+    text.contains(path)
+}
+
+/// Edits `text`.
+pub fn edit(text: &str, target: &Target) -> Result<Edited, Problem> {
     let mut walker = Walker {
         text,
         target,
@@ -44,9 +101,10 @@ pub fn edit(text: &str, target: &Target) -> Result<Edited, String> {
         edits: Vec::new(),
         matches: 0,
         previous: Vec::new(),
+        anchors: HashMap::new(),
     };
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| e.to_string())?;
+        let (event, span) = event.map_err(|e| Problem::NotYaml(e.to_string()))?;
         walker.event(event, span)?;
     }
     let Walker {
@@ -84,6 +142,23 @@ struct Scalar {
     style: ScalarStyle,
     /// Column of its first character (for inserting a sibling key in block style).
     column: usize,
+    line: usize,
+    /// It has an anchor, sits inside an anchored collection, or is an alias.
+    shared: bool,
+}
+
+impl Default for Scalar {
+    /// A key or value that is not a scalar: a collection, or an alias.
+    fn default() -> Scalar {
+        Scalar {
+            value: String::new(),
+            range: 0..0,
+            style: ScalarStyle::Plain,
+            column: 0,
+            line: 0,
+            shared: false,
+        }
+    }
 }
 
 /// Whether a collection is a key or a value of the mapping around it.
@@ -100,16 +175,28 @@ enum Frame {
         style: StructureStyle,
         /// The key whose value comes next; `None` while a key is expected.
         key: Option<Scalar>,
+        /// The key this mapping is the value of (`image` for Helm's split keys).
+        parent_key: Option<String>,
         /// This mapping is an entry of an `images:` sequence (a kustomization image).
         images_entry: bool,
-        /// Scalar key → scalar value pairs, for kustomization entries.
+        /// Scalar key → scalar value pairs.
         fields: Vec<(Scalar, Scalar)>,
+        shared: bool,
     },
     Seq {
         role: Role,
         /// The mapping key this sequence is the value of.
         key: Option<String>,
+        shared: bool,
     },
+}
+
+impl Frame {
+    fn shared(&self) -> bool {
+        match self {
+            Frame::Map { shared, .. } | Frame::Seq { shared, .. } => *shared,
+        }
+    }
 }
 
 struct Walker<'a> {
@@ -119,52 +206,79 @@ struct Walker<'a> {
     edits: Vec<Replace>,
     matches: usize,
     previous: Vec<String>,
+    /// Anchored scalars' values, to see what an alias under `image:` stands for.
+    anchors: HashMap<usize, String>,
 }
 
 impl Walker<'_> {
-    fn event(&mut self, event: Event, span: Span) -> Result<(), String> {
+    fn event(&mut self, event: Event, span: Span) -> Result<(), Problem> {
+        let inherited = self.stack.last().is_some_and(Frame::shared);
         match event {
-            Event::Scalar(value, style, _, _) => {
-                let range = span.byte_range().ok_or("the parser gave no byte offsets")?;
+            Event::Scalar(value, style, anchor, _) => {
+                let range = span
+                    .byte_range()
+                    .ok_or_else(|| Problem::NotYaml("the parser gave no byte offsets".into()))?;
+                if anchor != 0 {
+                    self.anchors.insert(anchor, value.to_string());
+                }
                 let scalar = Scalar {
                     value: value.into_owned(),
                     range,
                     style,
                     column: span.start.col(),
+                    line: span.start.line(),
+                    shared: inherited || anchor != 0,
                 };
                 self.scalar(scalar);
             }
-            Event::Alias(_) => self.scalar_placeholder(),
-            Event::MappingStart(style, _, _) => {
+            Event::Alias(anchor) => {
+                let scalar = Scalar {
+                    value: self.anchors.get(&anchor).cloned().unwrap_or_default(),
+                    line: span.start.line(),
+                    shared: true,
+                    ..Scalar::default()
+                };
+                self.scalar(scalar);
+            }
+            Event::MappingStart(style, anchor, _) => {
                 let (role, images_entry) = self.child_role();
+                let parent_key = match self.stack.last() {
+                    Some(Frame::Map { key: Some(k), .. }) => Some(k.value.clone()),
+                    _ => None,
+                };
                 self.stack.push(Frame::Map {
                     role,
                     style,
                     key: None,
+                    parent_key,
                     images_entry,
                     fields: Vec::new(),
+                    shared: inherited || anchor != 0,
                 });
             }
-            Event::SequenceStart(..) => {
+            Event::SequenceStart(_, anchor, _) => {
                 let key = match self.stack.last() {
                     Some(Frame::Map { key: Some(k), .. }) => Some(k.value.clone()),
                     _ => None,
                 };
                 let (role, _) = self.child_role();
-                self.stack.push(Frame::Seq { role, key });
+                self.stack.push(Frame::Seq {
+                    role,
+                    key,
+                    shared: inherited || anchor != 0,
+                });
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map {
                     role,
                     style,
+                    parent_key,
                     images_entry,
                     fields,
                     ..
                 }) = self.stack.pop()
                 {
-                    if images_entry {
-                        self.kustomize_entry(style, &fields);
-                    }
+                    self.mapping(style, parent_key.as_deref(), images_entry, &fields)?;
                     self.child_done(role);
                 }
             }
@@ -192,48 +306,147 @@ impl Walker<'_> {
     fn child_done(&mut self, role: Role) {
         if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
             *key = match role {
-                Role::Key => Some(Scalar {
-                    value: String::new(),
-                    range: 0..0,
-                    style: ScalarStyle::Plain,
-                    column: 0,
-                }),
+                Role::Key => Some(Scalar::default()),
                 _ => None,
             };
         }
     }
 
-    fn scalar_placeholder(&mut self) {
-        if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-            *key = match key {
-                None => Some(Scalar {
-                    value: String::new(),
-                    range: 0..0,
-                    style: ScalarStyle::Plain,
-                    column: 0,
-                }),
-                Some(_) => None,
-            };
-        }
-    }
-
+    /// A scalar (or an alias) in a mapping: a key, or the value of the key before it.
     fn scalar(&mut self, scalar: Scalar) {
         let Some(Frame::Map { key, fields, .. }) = self.stack.last_mut() else {
             return;
         };
-        let Some(k) = key.take() else {
-            *key = Some(scalar);
-            return;
+        match key.take() {
+            None => *key = Some(scalar),
+            Some(k) => fields.push((k, scalar)),
+        }
+    }
+
+    /// A mapping ended: its image references, in whichever shape it holds them.
+    fn mapping(
+        &mut self,
+        style: StructureStyle,
+        parent_key: Option<&str>,
+        images_entry: bool,
+        fields: &[(Scalar, Scalar)],
+    ) -> Result<(), Problem> {
+        let field = |name: &str| fields.iter().find(|(k, _)| k.value == name);
+        let registry = field("registry");
+        // Under `image:`, `repository` (with or without `registry`) names the image, and so does
+        // `image` beside `registry` (ingress-nginx); nowhere else is `repository` an image.
+        let name = match (parent_key, field("repository"), registry) {
+            (Some("image"), Some(name), _) => Some(name),
+            (Some("image"), None, Some(_)) => field("image"),
+            _ => None,
         };
-        let is_image = k.value == "image";
-        fields.push((k, scalar.clone()));
-        if is_image && same_repository(&scalar.value, self.target.repository) {
-            self.matches += 1;
-            if scalar.value != self.target.image {
-                self.previous.push(scalar.value.clone());
-                self.replace_value(&scalar, self.target.image);
+        match name {
+            Some(name) => self.split(style, registry, name, field("tag"), field("digest"))?,
+            None => {
+                for (_, value) in fields.iter().filter(|(k, _)| k.value == "image") {
+                    self.reference(value)?;
+                }
             }
         }
+        if images_entry {
+            self.kustomize_entry(style, fields)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to edit `value` when an anchor or alias holds it.
+    fn not_shared(&self, value: &Scalar) -> Result<(), Problem> {
+        if !value.shared {
+            return Ok(());
+        }
+        Err(Problem::Refused {
+            line: value.line,
+            message: format!(
+                "the image of {} is held by a YAML anchor or alias (&name / *name), so editing it would change every place that shares it, or none; write the image out where it is used",
+                self.target.image.split('@').next().unwrap_or_default()
+            ),
+        })
+    }
+
+    /// `image: repo[:tag][@digest]`.
+    fn reference(&mut self, value: &Scalar) -> Result<(), Problem> {
+        if !same_repository(&value.value, self.target.repository) {
+            return Ok(());
+        }
+        self.matches += 1;
+        self.not_shared(value)?;
+        let new = match written_tag(&value.value) {
+            // `repo:tag@digest`: keep a tag in front, the version's own when it is known.
+            Some(theirs) if value.value.contains('@') => {
+                let tag = self.target.tag.unwrap_or(theirs);
+                let (repository, digest) = self.target.image.split_once('@').unwrap_or_default();
+                format!("{repository}:{tag}@{digest}")
+            }
+            _ => self.target.image.to_string(),
+        };
+        if value.value != new {
+            self.previous.push(value.value.clone());
+            self.replace_value(value, &new);
+        }
+        Ok(())
+    }
+
+    /// Helm's split keys: `registry`? + `repository` (or `image`), `tag`?, `digest`?.
+    fn split(
+        &mut self,
+        style: StructureStyle,
+        registry: Option<&(Scalar, Scalar)>,
+        name: &(Scalar, Scalar),
+        tag: Option<&(Scalar, Scalar)>,
+        digest: Option<&(Scalar, Scalar)>,
+    ) -> Result<(), Problem> {
+        let full = match registry {
+            Some((_, r)) if !r.value.is_empty() => format!("{}/{}", r.value, name.1.value),
+            _ => name.1.value.clone(),
+        };
+        if !same_repository(&full, self.target.repository) {
+            return Ok(());
+        }
+        self.matches += 1;
+        for (_, value) in [registry, Some(name), tag, digest].into_iter().flatten() {
+            self.not_shared(value)?;
+        }
+        let target = self.target.digest;
+        if let Some((_, d)) = digest {
+            if d.value != target {
+                self.previous.push(match tag {
+                    _ if !d.value.is_empty() => format!("{full}@{}", d.value),
+                    Some((_, t)) => format!("{full}:{}", t.value),
+                    None => full.clone(),
+                });
+                self.replace_value(d, target);
+            }
+            return Ok(());
+        }
+        let theirs = tag.map(|(_, t)| t.value.split('@').next().unwrap_or_default());
+        let Some(label) = self.target.tag.or(theirs.filter(|t| !t.is_empty())) else {
+            return Err(Problem::Refused {
+                line: tag.map_or(name.1.line, |(_, t)| t.line),
+                message: format!(
+                    "image.tag of {full} is {}, and the chart has no image.digest, so the digest has no tag to follow (tag: TAG@sha256:…); set image.tag, or deploy a version whose tag is known",
+                    if tag.is_some() { "empty" } else { "missing" }
+                ),
+            });
+        };
+        let new = format!("{label}@{target}");
+        match tag {
+            Some((_, t)) if t.value == new => {}
+            Some((_, t)) => {
+                self.previous.push(format!("{full}:{}", t.value));
+                self.replace_value(t, &new);
+            }
+            None => {
+                self.previous.push(full);
+                let (key, value) = name;
+                self.insert_after(style, key, value, &format!("tag: {new}"));
+            }
+        }
+        Ok(())
     }
 
     /// Replaces a scalar's content, keeping its quotes.
@@ -247,30 +460,56 @@ impl Walker<'_> {
         if quoted && written.len() >= 2 && written.starts_with(['"', '\'']) {
             range = range.start + 1..range.end - 1;
         }
+        // `tag:` with nothing after it: the value needs its space.
+        let space = if !quoted && written.is_empty() && self.text[..range.start].ends_with(':') {
+            " "
+        } else {
+            ""
+        };
         self.edits.push(Replace {
             range,
-            replacement: value.to_string(),
+            replacement: format!("{space}{value}"),
+        });
+    }
+
+    /// Inserts `pair` into a mapping right after `key: value`, in the mapping's style.
+    fn insert_after(&mut self, style: StructureStyle, key: &Scalar, value: &Scalar, pair: &str) {
+        let at = self.value_end(value);
+        let replacement = match style {
+            StructureStyle::Flow => format!(", {pair}"),
+            StructureStyle::Block => format!("\n{}{pair}", " ".repeat(key.column)),
+        };
+        self.edits.push(Replace {
+            range: at..at,
+            replacement,
         });
     }
 
     /// A kustomization `images:` entry of the repository: set `digest`, drop `newTag`.
-    fn kustomize_entry(&mut self, style: StructureStyle, fields: &[(Scalar, Scalar)]) {
+    fn kustomize_entry(
+        &mut self,
+        style: StructureStyle,
+        fields: &[(Scalar, Scalar)],
+    ) -> Result<(), Problem> {
         let field = |name: &str| fields.iter().find(|(k, _)| k.value == name);
         let ours = ["name", "newName"].iter().any(|n| {
             field(n).is_some_and(|(_, v)| same_repository(&v.value, self.target.repository))
         });
         let Some((name_key, name_value)) = field("name") else {
-            return;
+            return Ok(());
         };
         if !ours {
-            return;
+            return Ok(());
         }
         self.matches += 1;
+        for (_, value) in fields {
+            self.not_shared(value)?;
+        }
         let digest = self.target.digest;
         let tag = field("newTag");
         let current = field("digest");
         if current.is_some_and(|(_, v)| v.value == digest) && tag.is_none() {
-            return;
+            return Ok(());
         }
         self.previous.push(match (tag, current) {
             (Some((_, t)), _) => format!("{}:{}", name_value.value, t.value),
@@ -296,21 +535,11 @@ impl Walker<'_> {
                 replacement: format!("digest: {digest}"),
             }),
             (None, None) => {
-                let at = self.value_end(name_value);
-                let replacement = match style {
-                    StructureStyle::Flow => format!(", digest: {digest}"),
-                    StructureStyle::Block => {
-                        format!("\n{}digest: {digest}", " ".repeat(name_key.column))
-                    }
-                };
-                self.edits.push(Replace {
-                    range: at..at,
-                    replacement,
-                });
+                self.insert_after(style, name_key, name_value, &format!("digest: {digest}"))
             }
         }
+        Ok(())
     }
-
     /// Where a value ends in the text, closing quote included.
     fn value_end(&self, value: &Scalar) -> usize {
         let end = value.range.end;
@@ -360,6 +589,16 @@ impl Walker<'_> {
     }
 }
 
+/// The tag of `repo:tag[@digest]`, if it has one (a colon after the last slash; before it, the
+/// registry's port).
+fn written_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    match without_digest.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => Some(tag),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +614,7 @@ mod tests {
                 repository: &repository,
                 image: &image,
                 digest: DIGEST,
+                tag: Some("main"),
             },
         )
         .unwrap()
@@ -457,8 +697,179 @@ mod tests {
             repository: &repository,
             image: "x",
             digest: DIGEST,
+            tag: None,
         };
-        let err = edit("a: [1, 2\nb: {", &target).unwrap_err();
-        assert!(err.contains("line"), "{err}");
+        let err = edit("a: [1, 2\nb: {", &target).unwrap_err().to_string();
+        assert!(
+            err.starts_with("is not valid YAML (") && err.contains("line"),
+            "{err}"
+        );
+    }
+
+    const REPO: &str = "127.0.0.1:5000/team/app";
+
+    fn run_as(text: &str, repository: &str, tag: Option<&str>) -> Result<Edited, Problem> {
+        let repository = ImageName::parse(repository).unwrap();
+        let image = format!("{}@{DIGEST}", repository_spelling(&repository));
+        edit(
+            text,
+            &Target {
+                repository: &repository,
+                image: &image,
+                digest: DIGEST,
+                tag,
+            },
+        )
+    }
+
+    fn repository_spelling(name: &ImageName) -> String {
+        match name.host.as_str() {
+            "registry-1.docker.io" => format!("docker.io/{}", name.path),
+            host => format!("{host}/{}", name.path),
+        }
+    }
+
+    /// `helm create`'s values: `tag: ""` falls back to the chart's appVersion, so the version's
+    /// tag goes in front of the digest, inside the quotes the file has.
+    #[test]
+    fn helm_create_values_get_the_tag_and_the_digest() {
+        let text = "replicaCount: 1\nimage:\n  repository: 127.0.0.1:5000/team/app\n  pullPolicy: IfNotPresent\n  # Overrides the image tag whose default is the chart appVersion.\n  tag: \"\"\nserviceAccount:\n  create: true\n";
+        let edited = run_as(text, REPO, Some("main")).unwrap();
+        assert_eq!(
+            edited.text,
+            text.replace("tag: \"\"", &format!("tag: \"main@{DIGEST}\""))
+        );
+        assert_eq!(edited.previous, [format!("{REPO}:")]);
+        let again = run_as(&edited.text, REPO, Some("main")).unwrap();
+        assert_eq!((again.text, again.matches), (edited.text, 1));
+        // Without a known tag an empty tag cannot be filled in: refused, naming the line.
+        let refused = run_as(text, REPO, None).unwrap_err();
+        assert!(
+            matches!(&refused, Problem::Refused { line: 6, message } if message.contains("image.tag of 127.0.0.1:5000/team/app is empty")),
+            "{refused}"
+        );
+    }
+
+    /// Bitnami's shape: `registry` + `repository`, and a `digest` key the chart prefers to the tag.
+    #[test]
+    fn bitnami_values_get_the_digest_key_and_keep_the_tag() {
+        let text = "image:\n  registry: docker.io\n  repository: bitnami/nginx\n  tag: 1.27.3-debian-12-r0\n  digest: \"\"\n  pullPolicy: IfNotPresent\nmetrics:\n  image:\n    registry: docker.io\n    repository: bitnami/nginx-exporter\n    tag: 1.4.0\n    digest: \"\"\n";
+        let edited = run_as(text, "docker.io/bitnami/nginx", Some("main")).unwrap();
+        assert_eq!(
+            edited.text,
+            text.replacen("digest: \"\"", &format!("digest: \"{DIGEST}\""), 1)
+        );
+        assert_eq!(
+            (edited.matches, edited.previous),
+            (
+                1,
+                vec!["docker.io/bitnami/nginx:1.27.3-debian-12-r0".to_string()]
+            )
+        );
+    }
+
+    /// ingress-nginx's shape: `registry` + `image`, a digest that is replaced, and sibling keys
+    /// (`digestChroot`) left alone.
+    #[test]
+    fn ingress_nginx_values_replace_the_digest() {
+        let old = format!("sha256:{}", "a".repeat(64));
+        let text = format!(
+            "controller:\n  image:\n    registry: 127.0.0.1:5000\n    image: team/app\n    tag: \"v1.12.0\"\n    digest: {old}\n    digestChroot: {old}\n"
+        );
+        let edited = run_as(&text, REPO, Some("main")).unwrap();
+        assert_eq!(
+            edited.text,
+            text.replacen(&format!("digest: {old}"), &format!("digest: {DIGEST}"), 1)
+        );
+        assert_eq!(edited.previous, [format!("{REPO}@{old}")]);
+    }
+
+    /// Flow style, a tag already pinned to an old digest, and a mapping with no tag at all.
+    #[test]
+    fn split_keys_in_flow_style_pinned_tags_and_a_missing_tag() {
+        let old = format!("sha256:{}", "a".repeat(64));
+        let text = format!(
+            "web:\n  image: {{repository: 127.0.0.1:5000/team/app, tag: main@{old}}}\nworker:\n  image:\n    repository: 127.0.0.1:5000/team/app\n    pullPolicy: Always\n"
+        );
+        let edited = run_as(&text, REPO, Some("1.4.2")).unwrap();
+        assert_eq!(
+            edited.text,
+            text.replace(&format!("main@{old}"), &format!("1.4.2@{DIGEST}"))
+                .replace(
+                    "    repository: 127.0.0.1:5000/team/app\n",
+                    &format!("    repository: 127.0.0.1:5000/team/app\n    tag: 1.4.2@{DIGEST}\n")
+                )
+        );
+        assert_eq!(edited.matches, 2);
+    }
+
+    /// `repo:tag@digest` values keep a tag in front: the version's, or theirs when it is unknown.
+    #[test]
+    fn tag_and_digest_references_keep_a_tag() {
+        let old = format!("sha256:{}", "a".repeat(64));
+        let text = format!("image: \"{REPO}:main@{old}\"\n");
+        let with_tag = run_as(&text, REPO, Some("1.4.2")).unwrap();
+        assert_eq!(with_tag.text, format!("image: \"{REPO}:1.4.2@{DIGEST}\"\n"));
+        let without = run_as(&text, REPO, None).unwrap();
+        assert_eq!(without.text, format!("image: \"{REPO}:main@{DIGEST}\"\n"));
+        assert_eq!(without.previous, [format!("{REPO}:main@{old}")]);
+    }
+
+    /// An anchor or alias holding the image is refused with its line; one that holds something
+    /// else is no concern.
+    #[test]
+    fn anchors_and_aliases_holding_the_image_are_refused() {
+        let cases = [
+            (
+                format!(
+                    "x-image: &app {REPO}:v1\nspec:\n  containers:\n    - name: a\n      image: *app\n"
+                ),
+                5,
+            ),
+            (
+                format!(
+                    "spec:\n  containers:\n    - name: a\n      image: &app {REPO}:v1\n    - name: b\n      image: *app\n"
+                ),
+                4,
+            ),
+            (
+                format!(
+                    "defaults: &defaults\n  name: a\n  image: {REPO}:v1\ncontainers:\n  - <<: *defaults\n"
+                ),
+                3,
+            ),
+            (
+                format!("image: &img\n  repository: {REPO}\n  tag: v1\nother:\n  image: *img\n"),
+                2,
+            ),
+            (
+                format!("images:\n  - &ours\n    name: {REPO}\n    newTag: v1\n"),
+                3,
+            ),
+        ];
+        for (text, line) in cases {
+            let refused = run_as(&text, REPO, Some("main")).unwrap_err();
+            assert!(
+                matches!(&refused, Problem::Refused { line: l, message } if *l == line && message.contains("anchor or alias")),
+                "{text}: {refused}"
+            );
+        }
+        let unrelated = format!(
+            "x-env: &env [{{name: A, value: b}}]\nspec:\n  containers:\n    - image: {REPO}:v1\n      env: *env\n"
+        );
+        let edited = run_as(&unrelated, REPO, Some("main")).unwrap();
+        assert_eq!(edited.matches, 1);
+    }
+
+    #[test]
+    fn only_files_naming_the_repository_are_read() {
+        let repository = ImageName::parse(REPO).unwrap();
+        assert!(mentions("image: {repository: team/app}", &repository));
+        assert!(!mentions(
+            "image: {{ .Values.image.repository }}",
+            &repository
+        ));
+        let hub = ImageName::parse("nginx").unwrap();
+        assert!(mentions("image: nginx:1.27", &hub));
     }
 }

@@ -17,7 +17,7 @@ use git2::{Oid, Signature};
 use crate::abort::Abort;
 use crate::cluster::wait::{self, WaitError, wait_error};
 use crate::cluster::{self, Cluster, Observed, access};
-use crate::config::{GitSource, OutParams, OutRequest, Source, WorkloadRef};
+use crate::config::{GitSource, OutParams, OutRequest, Source, Version, WorkloadRef};
 use crate::deploy::{change_cause, deployable, label, workloads};
 use crate::error::{Error, Result, comma};
 use crate::git::{Pushed, Repo, blocking, connect, server_name};
@@ -36,6 +36,31 @@ const PUSH_ATTEMPTS: usize = 5;
 
 /// Runs a put in GitOps mode. `dir` is the build's working directory (`argv[1]`).
 pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
+    deliver(request, Image::Resolve(dir))
+        .await
+        .map(|d| d.output)
+}
+
+/// What to deploy.
+pub enum Image<'a> {
+    /// As a put does ([`deployable`]): a `get` step's directory under this build directory,
+    /// `params.digest`, or the tag's digest now; `source.verify` applies.
+    Resolve(&'a Path),
+    /// Given by the caller: the GitHub Action, in the workflow that just pushed it.
+    Given(Version),
+}
+
+/// What a GitOps deploy did: the put's output, and the same facts for the GitHub Action's outputs.
+pub struct Delivered {
+    pub output: StepOutput,
+    /// `None` when every reference already was at the digest.
+    pub commit: Option<String>,
+    pub files: Vec<String>,
+    pub previous: Vec<String>,
+}
+
+/// Commits the digest (and waits, with cluster keys): the GitOps mode, for `out` and the Action.
+pub async fn deliver(request: OutRequest, image: Image<'_>) -> Result<Delivered> {
     let started = Instant::now();
     let OutRequest { source, params } = request;
     let git = source
@@ -51,7 +76,10 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     }
     let failure = connect(&git)?;
     let server = server_name(&git.uri);
-    let version = deployable(&source, &params, dir).await?;
+    let version = match image {
+        Image::Resolve(dir) => deployable(&source, &params, dir).await?,
+        Image::Given(version) => version,
+    };
     let digest = version.digest.clone();
     let image = format!("{}@{digest}", source.repository);
     let repository = ImageName::parse(&source.repository)?;
@@ -83,6 +111,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
     );
     let (repo, deployed) = blocking({
         let (git, image, digest) = (git.clone(), image.clone(), digest.to_string());
+        let tag = version.tag.clone();
         let repository = repository.clone();
         let abort = watch.as_ref().map(|w| w.abort.clone());
         move || {
@@ -90,6 +119,7 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
                 repository: &repository,
                 image: &image,
                 digest: &digest,
+                tag: tag.as_deref(),
             };
             let deployed = deploy(&repo, &git, &target, &message, abort.as_ref());
             deployed.map(|d| (repo, d))
@@ -100,14 +130,14 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         Some(commit) => eprintln!(
             "pushed {commit} to {} {}: {} ({})",
             repo.server,
-            repo.branch,
+            repo.pushed_branch(),
             comma(&deployed.files),
             comma(&deployed.previous)
         ),
         None => eprintln!(
             "{} {} already deploys {image} in {}; nothing to commit",
             repo.server,
-            repo.branch,
+            repo.pushed_branch(),
             comma(&deployed.files)
         ),
     }
@@ -120,11 +150,14 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "none (already at the digest)".into()),
         ),
-        Metadata::new("branch", &git.branch),
+        Metadata::new("branch", git.pushed_branch()),
         Metadata::new("files", comma(&deployed.files)),
         Metadata::new("previous_images", comma(&deployed.previous)),
         Metadata::new("image", &image),
     ];
+    if git.push_branch.is_some() {
+        metadata.insert(2, Metadata::new("base_branch", &git.branch));
+    }
     if let Some(watch) = &watch {
         let revisions = watch.wait(&image).await;
         if let Err(failure) = revisions {
@@ -142,7 +175,12 @@ pub async fn put(request: OutRequest, dir: &Path) -> Result<StepOutput> {
         Metadata::new("duration", format!("{}s", started.elapsed().as_secs())),
         Metadata::new("rolled_back", "false"),
     ]);
-    Ok(StepOutput { version, metadata })
+    Ok(Delivered {
+        output: StepOutput { version, metadata },
+        commit: deployed.commit.map(|c| c.to_string()),
+        files: deployed.files,
+        previous: deployed.previous,
+    })
 }
 
 /// Where an agent says why it did not apply a commit.
@@ -183,10 +221,15 @@ fn deploy(
         let mut changes = Vec::new();
         let mut matches = 0;
         previous.clear();
-        for file in &files {
+        // Only files that name the repository are parsed: a Helm template under `paths` is not
+        // YAML, and is no concern of this put unless it names the image.
+        for file in files
+            .iter()
+            .filter(|f| edit::mentions(&f.text, target.repository))
+        {
             let edited = edit::edit(&file.text, target).map_err(|e| Error::File {
                 path: file.path.clone(),
-                message: format!("is not valid YAML ({e}); nothing was pushed"),
+                message: format!("{e}; nothing was pushed"),
             })?;
             matches += edited.matches;
             previous.extend(edited.previous);
@@ -241,7 +284,7 @@ fn push_with_retry(
         {
             return Err(Error::Git {
                 server: repo.server.clone(),
-                message: format!("push to {} rejected: {reason}", repo.branch),
+                message: format!("push to {} rejected: {reason}", repo.pushed_branch()),
             });
         }
         let Some(commit) = make(tip)? else {
@@ -252,7 +295,7 @@ fn push_with_retry(
             Pushed::Rejected(reason) => {
                 eprintln!(
                     "push to {} rejected ({reason}); fetching again ({attempt}/{PUSH_ATTEMPTS})",
-                    repo.branch
+                    repo.pushed_branch()
                 );
                 last = Some((tip, reason));
             }
@@ -262,7 +305,7 @@ fn push_with_retry(
         server: repo.server.clone(),
         message: format!(
             "gave up after {PUSH_ATTEMPTS} pushes: {} kept moving; nothing of this put was pushed",
-            repo.branch
+            repo.pushed_branch()
         ),
     })
 }
@@ -403,7 +446,7 @@ impl Watch {
             &self.cluster,
             namespace,
             &git.uri,
-            &git.branch,
+            git.pushed_branch(),
             revert,
             left,
             &self.abort,
@@ -457,13 +500,13 @@ impl Watch {
         if !params.rollback_on_failure.unwrap_or(true) {
             return Error::DeployFailed(format!(
                 "{failure}; left as is (rollback_on_failure: false): {commit} stays on {}",
-                git.branch
+                git.pushed_branch()
             ));
         }
         // An abort (SIGTERM, SIGINT) still reverts — Concourse kills the process 10 s later, and a
         // commit of a put that was stopped must not stay deployed — but waits for nothing more.
         let aborted = self.abort.received();
-        eprintln!("reverting {commit} on {}", git.branch);
+        eprintln!("reverting {commit} on {}", git.pushed_branch());
         let reverted = blocking({
             let git = git.clone();
             let why = match aborted {
@@ -485,7 +528,7 @@ impl Watch {
         let revert = pushed
             .clone()
             .unwrap_or_else(|| "nothing (already reverted)".into());
-        let reverted = format!("reverted {commit} on {} with {revert}", git.branch);
+        let reverted = format!("reverted {commit} on {} with {revert}", git.pushed_branch());
         if let Some(signal) = self.abort.received() {
             return Error::DeployFailed(format!(
                 "{failure}; {reverted} (the agent's rollout of it not awaited: aborted by {signal})"

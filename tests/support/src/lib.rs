@@ -2,6 +2,8 @@
 //! project talks to; fault injection that a real server cannot produce is a thin proxy in front
 //! of the real one.
 
+pub mod action;
+pub mod charts;
 pub mod cluster;
 pub mod concourse;
 pub mod cosign;
