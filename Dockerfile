@@ -65,3 +65,6 @@ COPY --from=binaries /out/ /
 # that reason. The container is unprivileged, so its root is mapped to an unprivileged user on the
 # worker by Concourse's user namespace. Numeric, as scratch has no /etc/passwd.
 USER 0:0
+# For the GitHub Action (action.yml: `args: [action]`); Concourse ignores it and runs
+# /opt/resource/check, in and out by path.
+ENTRYPOINT ["/opt/resource/resource"]

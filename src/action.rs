@@ -35,7 +35,7 @@ enum Kind {
 }
 
 /// Every input `action.yml` declares: its name, and the key of the put's request it fills
-/// (`""`: the image inputs, read by [`version`]).
+/// (`""`: the image inputs, which make the version instead).
 pub const INPUTS: &[(&str, &str)] = &[
     ("image", ""),
     ("repository", ""),

@@ -82,11 +82,7 @@ fn run(server: &GitServer, inputs: &Inputs) -> ActionRun {
 /// Inputs as `action.yml` names them, with their values.
 type Inputs = Vec<(&'static str, String)>;
 
-fn with(
-    mut inputs: Inputs,
-    name: &'static str,
-    value: &str,
-) -> Inputs {
+fn with(mut inputs: Inputs, name: &'static str, value: &str) -> Inputs {
     inputs.retain(|(k, _)| *k != name);
     inputs.push((name, value.to_string()));
     inputs

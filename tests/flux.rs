@@ -3,11 +3,13 @@
 //! commit to a real control plane, and `out` waits as the read-only identity of
 //! `pipeline/rbac-readonly.yaml` until the rollout is complete — or, for a crashing build, fails
 //! with the pod's reason, pushes a revert commit and waits for Flux to bring the previous digest
-//! back.
+//! back. The GitHub Action does the same with the same keys as inputs.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testbed::action;
 use testbed::cluster::{CRASH_MESSAGE, ControlPlane, PodFailure};
 use testbed::flux::Flux;
 use testbed::git::{GitServer, PASSWORD, USER};
@@ -256,4 +258,75 @@ fn flux_applies_the_pushed_digest_and_a_crashing_build_is_reverted_through_git()
         std::thread::sleep(Duration::from_millis(200));
     }
     flux.ensure_running();
+
+    the_action_deploys_through_flux_and_reverts_a_crashing_build(cp, &server, &source);
+    flux.ensure_running();
+}
+
+/// The same flow from the GitHub Action, with the same read-only keys as inputs: its wait returns
+/// when Flux's rollout is complete, and a crashing build is reverted through Git. The debug build
+/// of the binary runs it here (the image's own is `tests/action.rs`'s), as `resource action`.
+fn the_action_deploys_through_flux_and_reverts_a_crashing_build(
+    cp: &ControlPlane,
+    server: &GitServer,
+    source: &Value,
+) {
+    let ns = source["namespace"].as_str().unwrap();
+    let action = |d: &str| {
+        let image = format!("{REPO}@{d}");
+        let kubeconfig = source["kubeconfig"].as_str().unwrap();
+        let inputs = [
+            ("image", image.as_str()),
+            ("uri", server.url.as_str()),
+            ("paths", "deploy"),
+            ("username", USER),
+            ("token", PASSWORD),
+            ("insecure", "true"),
+            ("namespace", ns),
+            ("deployment", "web"),
+            ("kubeconfig", kubeconfig),
+            ("timeout", "3m"),
+        ];
+        let run = action::run(
+            Path::new(env!("CARGO_BIN_EXE_resource")),
+            &inputs,
+            "https://github.com",
+        );
+        run.assert_never_prints(PASSWORD);
+        run
+    };
+
+    let d4 = digest(4);
+    let run = action(&d4);
+    assert_eq!(run.output("changed"), "true", "{}", run.stderr);
+    assert_eq!(image(cp, ns), format!("{REPO}@{d4}"));
+    assert!(
+        run.stderr.contains("deployment/web: rollout complete"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.summary.contains("Rolled out: deployment/web"),
+        "{}",
+        run.summary
+    );
+    let healthy = server.git(&["show", "main:deploy/deployment.yaml"]);
+    assert_eq!(healthy, deployment(&format!("{REPO}@{d4}")));
+
+    let d5 = digest(5);
+    cp.fail_images(&format!("{REPO}@{d5}"), PodFailure::CrashLoop);
+    let error = action(&d5).error();
+    for part in [
+        "CrashLoopBackOff",
+        "reverted",
+        &format!("back on deployment/web app={REPO}@{d4}"),
+    ] {
+        assert!(error.contains(part), "{part:?} not in {error}");
+    }
+    assert_eq!(
+        server.git(&["show", "main:deploy/deployment.yaml"]),
+        healthy
+    );
+    assert_eq!(image(cp, ns), format!("{REPO}@{d4}"));
+    server.git(&["fsck", "--strict", "--no-dangling"]);
 }

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use testbed::charts;
 use testbed::cluster::ControlPlane;
 use testbed::git::{GitServer, PASSPHRASE, PASSWORD, READ_ONLY, SEED_AUTHOR, USER};
 use testbed::step::{self, Running, SIGINT, SIGTERM, StepResult};
@@ -168,21 +169,88 @@ fn the_commit_names_the_tag_of_the_version_deployed() {
     let server = GitServer::start();
     seed(&server);
     let d = digest(7);
-    let dir = tempfile::tempdir().unwrap();
-    let fetched = dir.path().join("app-image");
-    std::fs::create_dir(&fetched).unwrap();
-    for (file, text) in [
-        ("repository", REPO),
-        ("digest", d.as_str()),
-        ("tag", "1.4.2"),
-    ] {
-        std::fs::write(fetched.join(file), text).unwrap();
-    }
+    let dir = fetched(&d, "1.4.2");
     let request = json!({"source": source(&server), "params": {"image": "app-image"}});
     let output = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]).json();
     assert_eq!(output["version"], json!({"digest": d, "tag": "1.4.2"}));
     let subject = server.git(&["log", "-1", "--format=%s", "main"]);
     assert_eq!(subject.trim(), format!("deploy {REPO}@{d} (1.4.2)"));
+}
+
+/// A build directory with a `get` step's `app-image/`: the digest and the tag `check` found it
+/// under.
+fn fetched(d: &str, tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fetched = dir.path().join("app-image");
+    std::fs::create_dir(&fetched).unwrap();
+    for (file, text) in [("repository", REPO), ("digest", d), ("tag", tag)] {
+        std::fs::write(fetched.join(file), text).unwrap();
+    }
+    dir
+}
+
+/// A Helm chart in the shapes widely used charts have: each values file gets the digest where
+/// its chart takes it, the template (not YAML, and not naming the image) is left alone.
+#[test]
+fn helm_values_get_the_digest_where_each_chart_takes_it_and_templates_are_left_alone() {
+    let server = GitServer::start();
+    let files = charts::files();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let base = server.commit("main", &files, "seed");
+    let d = digest(8);
+    let dir = fetched(&d, charts::TAG);
+    let mut source = source(&server);
+    source["git"]["paths"] = json!([charts::DIR]);
+    let request = json!({"source": source, "params": {"image": "app-image"}});
+    let output = step::run(env!("CARGO_BIN_EXE_out"), Some(dir.path()), &request, &[]).json();
+
+    assert_pushed(&server, &base, 1);
+    assert_eq!(metadata(&output, "files"), charts::changed().join(", "));
+    assert_eq!(metadata(&output, "previous_images"), charts::previous());
+    for (file, content) in charts::expected(&d) {
+        assert_eq!(
+            server.git(&["show", &format!("main:{file}")]),
+            content,
+            "{file}"
+        );
+    }
+}
+
+/// `push_branch`: `main` is not touched; the branch is created on `main`, and once merged and
+/// `main` has moved on, the next put is a fast-forward of it from `main`'s tip.
+#[test]
+fn push_branch_leaves_main_alone_and_fast_forwards_the_branch() {
+    let server = GitServer::start();
+    let base = seed(&server);
+    let mut source = source(&server);
+    source["git"]["push_branch"] = json!("deploy/app");
+    let tip = |branch: &str| server.git(&["rev-parse", branch]).trim().to_string();
+
+    let first = out(&source, &digest(1)).json();
+    assert_eq!(tip("main"), base);
+    assert_eq!(tip("deploy/app~1"), base);
+    assert_eq!(
+        (metadata(&first, "branch"), metadata(&first, "base_branch")),
+        ("deploy/app".into(), "main".into())
+    );
+    for (file, content) in expected(&digest(1)) {
+        assert_eq!(
+            server.git(&["show", &format!("deploy/app:{file}")]),
+            content,
+            "{file}"
+        );
+    }
+
+    server.git(&["update-ref", "refs/heads/main", &tip("deploy/app")]);
+    let moved = server.commit("main", &[("docs/notes.md", "later\n")], "unrelated");
+    let second = out(&source, &digest(2)).json();
+    assert_eq!(tip("deploy/app~1"), moved);
+    assert_eq!(tip("deploy/app"), metadata(&second, "commit"));
+    assert_eq!(tip("main"), moved);
+    server.git(&["fsck", "--strict", "--no-dangling"]);
 }
 
 #[test]
@@ -304,12 +372,20 @@ fn bad_credentials_branch_paths_and_yaml_fail_in_one_line_and_push_nothing() {
             ("deploy/deployment.yaml", DEPLOYMENT),
             (
                 "deploy/bad.yaml",
-                "spec:\n  containers: [\n    image: x\n  - oops\n",
+                "spec:\n  containers: [\n    image: registry.example.test/team/app:v1\n  - oops\n",
             ),
         ],
         "broken yaml",
     );
-    let branches = || server.git(&["rev-parse", "main", "broken"]);
+    server.commit(
+        "anchored",
+        &[(
+            "deploy/deployment.yaml",
+            &DEPLOYMENT.replace("image: \"registry", "image: &app \"registry"),
+        )],
+        "an anchor on the image",
+    );
+    let branches = || server.git(&["rev-parse", "main", "broken", "anchored"]);
     let before = branches();
     let case = |edit: &Edit, expect: &[&str]| {
         let line = fails_in_one_line(&source(&server), edit, expect);
@@ -358,6 +434,13 @@ fn bad_credentials_branch_paths_and_yaml_fail_in_one_line_and_push_nothing() {
         &[
             "deploy/bad.yaml: is not valid YAML",
             " line ",
+            "nothing was pushed",
+        ],
+    );
+    case(
+        &|s| s["git"]["branch"] = json!("anchored"),
+        &[
+            "deploy/deployment.yaml: line 17: the image of registry.example.test/team/app is held by a YAML anchor or alias",
             "nothing was pushed",
         ],
     );

@@ -192,6 +192,12 @@ fn buildah_builds_the_dockerfile_into_a_working_image() {
         "{config}"
     );
     assert_eq!(config["User"], "0:0", "see the Dockerfile on why root");
+    // The GitHub Action (action.yml) runs the image's entrypoint with `args: [action]`.
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!([format!("/opt/resource/{BINARY}")]),
+        "{config}"
+    );
     assert!(
         config["Env"]
             .as_array()

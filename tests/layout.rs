@@ -173,7 +173,7 @@ fn no_module_names_one_that_names_it_back() {
 }
 
 #[test]
-fn the_put_modes_share_what_lies_below_them_and_git_knows_no_put() {
+fn the_put_modes_share_what_lies_below_them_and_git_knows_no_put_or_action() {
     let arrows = arrows(&modules());
     let names = |from: &str, to: &str| {
         arrows
@@ -185,8 +185,12 @@ fn the_put_modes_share_what_lies_below_them_and_git_knows_no_put() {
         assert!(names(mode, "deploy"), "{mode} should share crate::deploy");
     }
     assert!(!names("rollout", "gitops") && !names("gitops", "rollout"));
+    // The GitHub Action is another front end of the GitOps mode, as `put` is.
+    assert!(names("action", "gitops") && !names("gitops", "action"));
     for below in ["git", "deploy", "cluster", "registry", "http", "verify"] {
-        for above in ["put", "rollout", "gitops", "check", "get", "steps"] {
+        for above in [
+            "put", "rollout", "gitops", "check", "get", "steps", "action",
+        ] {
             assert!(
                 !names(below, above),
                 "{below} names {above}, which lies above it"

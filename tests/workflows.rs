@@ -10,11 +10,16 @@ fn root() -> &'static Path {
 }
 
 fn actionlint(files: &[&Path]) -> Output {
+    actionlint_in(root(), files)
+}
+
+/// actionlint in the project `dir` (no files: every workflow under its `.github/workflows`).
+fn actionlint_in(dir: &Path, files: &[&Path]) -> Output {
     let binary = testbed::tools_bin().join("actionlint");
     Command::new(&binary)
         .args(["-no-color", "-oneline"])
         .args(files)
-        .current_dir(root())
+        .current_dir(dir)
         .output()
         .unwrap_or_else(|e| {
             panic!(
@@ -71,4 +76,96 @@ fn actionlint_rejects_a_broken_workflow() {
     assert!(!out.status.success(), "{report}");
     assert!(report.contains("id-tokens"), "{report}");
     assert!(report.contains("shaa"), "{report}");
+}
+
+/// The app workflow the README offers for GitOps without Concourse.
+#[test]
+fn the_gitops_app_workflow_passes_actionlint() {
+    assert_clean(&[&root().join("pipeline/github-actions-gitops.yml")]);
+}
+
+/// A workflow that `uses: ./` the action: actionlint checks its `with:` keys against
+/// `action.yml` — real, as a misspelt input (`push_branch`) fails it.
+#[test]
+fn a_workflow_using_the_action_passes_actionlint_and_a_misspelt_input_fails_it() {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join(".git")).unwrap();
+    std::fs::copy(root().join("action.yml"), project.path().join("action.yml")).unwrap();
+    let workflows = project.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    let workflow = |extra: &str| {
+        format!(
+            "name: deploy\non: push\njobs:\n  deploy:\n    runs-on: ubuntu-24.04\n    steps:\n      - id: rollout\n        uses: ./\n        with:\n          image: ghcr.io/o/app@sha256:{}\n          uri: https://github.com/o/config.git\n          paths: deploy/\n          token: ${{{{ secrets.CONFIG_REPO_TOKEN }}}}\n{extra}      - run: echo \"$COMMIT\"\n        env:\n          COMMIT: ${{{{ steps.rollout.outputs.commit }}}}\n",
+            "a".repeat(64)
+        )
+    };
+    let file = workflows.join("deploy.yml");
+    std::fs::write(&file, workflow("          push-branch: deploy/app\n")).unwrap();
+    let out = actionlint_in(project.path(), &[]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+
+    std::fs::write(&file, workflow("          push_branch: deploy/app\n")).unwrap();
+    let out = actionlint_in(project.path(), &[]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("push_branch"), "{report}");
+}
+
+/// `action.yml` declares exactly the inputs and outputs the binary reads and writes, runs the
+/// image of this version as `resource action`, and the README documents every input and output.
+#[test]
+fn action_metadata_matches_the_binary_and_the_readme() {
+    use image_rollout_resource::action::{INPUTS, OUTPUTS};
+    let text = std::fs::read_to_string(root().join("action.yml")).unwrap();
+    let action: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let names = |key: &str| -> Vec<String> {
+        let mut names: Vec<String> = action[key].as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    };
+    let mut inputs: Vec<String> = INPUTS.iter().map(|(n, _)| n.to_string()).collect();
+    inputs.sort();
+    assert_eq!(names("inputs"), inputs);
+    let mut outputs: Vec<String> = OUTPUTS.iter().map(|o| o.to_string()).collect();
+    outputs.sort();
+    assert_eq!(names("outputs"), outputs);
+
+    let runs = &action["runs"];
+    assert_eq!(runs["using"], "docker");
+    let image = format!(
+        "docker://ghcr.io/werdnum/image-rollout-resource:{}",
+        image_rollout_resource::VERSION
+    );
+    assert_eq!(runs["image"], image.as_str());
+    // The image's entrypoint is the binary (tests/image.rs checks it); `action` selects the mode.
+    assert_eq!(runs["entrypoint"], serde_json::Value::Null);
+    assert_eq!(runs["args"], serde_json::json!(["action"]));
+
+    // The README's tables: one row per input and per output, `| \`name\` | …`.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## GitHub Action")
+        .nth(1)
+        .expect("a README section `## GitHub Action`");
+    let section = section.split("\n## ").next().unwrap();
+    let rows = |heading: &str| -> Vec<String> {
+        let table = section
+            .split(&format!("\n### {heading}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("a `### {heading}` table in the README's GitHub Action"));
+        let mut names: Vec<String> = table
+            .split("\n### ")
+            .next()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(rows("Inputs"), inputs, "README inputs vs action.yml");
+    assert_eq!(rows("Outputs"), outputs, "README outputs vs action.yml");
 }
