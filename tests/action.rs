@@ -88,17 +88,6 @@ fn with(mut inputs: Inputs, name: &'static str, value: &str) -> Inputs {
     inputs
 }
 
-/// The chart's files on `branch` are the expected ones, byte for byte.
-fn assert_files(server: &GitServer, branch: &str, d: &str) {
-    for (file, content) in charts::expected(d) {
-        assert_eq!(
-            server.git(&["show", &format!("{branch}:{file}")]),
-            content,
-            "{file}"
-        );
-    }
-}
-
 #[test]
 fn over_https_the_action_commits_the_digest_and_writes_outputs_and_a_summary() {
     let server = GitServer::start_tls();
@@ -115,7 +104,7 @@ fn over_https_the_action_commits_the_digest_and_writes_outputs_and_a_summary() {
     assert_eq!(run.output("image"), format!("{REPO}@{d}"));
     server.git(&["fsck", "--strict", "--no-dangling"]);
     assert_eq!(server.git(&["rev-parse", "main~1"]).trim(), base);
-    assert_files(&server, "main", &d);
+    charts::assert_deployed(&server, "main", &d);
     let changed = server.git(&["diff", "--name-only", &base, "main"]);
     assert_eq!(changed.lines().collect::<Vec<_>>(), charts::changed());
 
@@ -210,7 +199,7 @@ fn over_ssh_with_a_racing_commit_the_action_retries_and_keeps_it() {
         log.lines().collect::<Vec<_>>(),
         [format!("deploy {REPO}@{d} ({TAG})"), "racing commit".into()]
     );
-    assert_files(&server, "main", &d);
+    charts::assert_deployed(&server, "main", &d);
 }
 
 /// `push-branch`: a protected `main` is left alone; the branch is created, then each deploy is a
@@ -234,12 +223,12 @@ fn push_branch_is_created_fast_forwarded_and_never_forced() {
     assert_eq!(first.output("branch"), "deploy/app");
     assert_eq!(tip("main"), base, "main moved");
     assert_eq!(tip("deploy/app~1"), base);
-    assert_files(&server, "deploy/app", &digest(1));
+    charts::assert_deployed(&server, "deploy/app", &digest(1));
 
     // The pull request is still open: the next deploy goes on top of it.
     let second = deploy(2);
     assert_eq!(tip("deploy/app~1"), first.output("commit"));
-    assert_files(&server, "deploy/app", &digest(2));
+    charts::assert_deployed(&server, "deploy/app", &digest(2));
 
     // Merged (fast-forward), and main moves on: the next deploy is on main's tip.
     server.git(&["update-ref", "refs/heads/main", second.output("commit")]);

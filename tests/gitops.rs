@@ -210,13 +210,7 @@ fn helm_values_get_the_digest_where_each_chart_takes_it_and_templates_are_left_a
     assert_pushed(&server, &base, 1);
     assert_eq!(metadata(&output, "files"), charts::changed().join(", "));
     assert_eq!(metadata(&output, "previous_images"), charts::previous());
-    for (file, content) in charts::expected(&d) {
-        assert_eq!(
-            server.git(&["show", &format!("main:{file}")]),
-            content,
-            "{file}"
-        );
-    }
+    charts::assert_deployed(&server, "main", &d);
 }
 
 /// `push_branch`: `main` is not touched; the branch is created on `main`, and once merged and

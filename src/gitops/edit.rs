@@ -606,18 +606,7 @@ mod tests {
     const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     fn run(text: &str) -> Edited {
-        let repository = ImageName::parse("127.0.0.1:5000/team/app").unwrap();
-        let image = format!("127.0.0.1:5000/team/app@{DIGEST}");
-        edit(
-            text,
-            &Target {
-                repository: &repository,
-                image: &image,
-                digest: DIGEST,
-                tag: Some("main"),
-            },
-        )
-        .unwrap()
+        run_as(text, REPO, Some("main")).unwrap()
     }
 
     #[test]
@@ -750,57 +739,41 @@ mod tests {
         );
     }
 
-    /// Bitnami's shape: `registry` + `repository`, and a `digest` key the chart prefers to the tag.
+    /// Split keys as widely used charts write them: Bitnami's `registry` + `repository` with a
+    /// `digest` the chart prefers to the tag (the metrics image beside it is another
+    /// repository); ingress-nginx's `registry` + `image` with a digest to replace and a sibling
+    /// `digestChroot` left alone; flow style with a tag pinned to an old digest; a mapping with no
+    /// tag, which gets one after `repository`.
     #[test]
-    fn bitnami_values_get_the_digest_key_and_keep_the_tag() {
-        let text = "image:\n  registry: docker.io\n  repository: bitnami/nginx\n  tag: 1.27.3-debian-12-r0\n  digest: \"\"\n  pullPolicy: IfNotPresent\nmetrics:\n  image:\n    registry: docker.io\n    repository: bitnami/nginx-exporter\n    tag: 1.4.0\n    digest: \"\"\n";
-        let edited = run_as(text, "docker.io/bitnami/nginx", Some("main")).unwrap();
-        assert_eq!(
-            edited.text,
-            text.replacen("digest: \"\"", &format!("digest: \"{DIGEST}\""), 1)
-        );
-        assert_eq!(
-            (edited.matches, edited.previous),
+    fn split_keys_get_the_digest_where_the_chart_takes_it() {
+        let old = format!("sha256:{}", "a".repeat(64));
+        let cases = [
             (
-                1,
-                vec!["docker.io/bitnami/nginx:1.27.3-debian-12-r0".to_string()]
-            )
-        );
-    }
-
-    /// ingress-nginx's shape: `registry` + `image`, a digest that is replaced, and sibling keys
-    /// (`digestChroot`) left alone.
-    #[test]
-    fn ingress_nginx_values_replace_the_digest() {
-        let old = format!("sha256:{}", "a".repeat(64));
-        let text = format!(
-            "controller:\n  image:\n    registry: 127.0.0.1:5000\n    image: team/app\n    tag: \"v1.12.0\"\n    digest: {old}\n    digestChroot: {old}\n"
-        );
-        let edited = run_as(&text, REPO, Some("main")).unwrap();
-        assert_eq!(
-            edited.text,
-            text.replacen(&format!("digest: {old}"), &format!("digest: {DIGEST}"), 1)
-        );
-        assert_eq!(edited.previous, [format!("{REPO}@{old}")]);
-    }
-
-    /// Flow style, a tag already pinned to an old digest, and a mapping with no tag at all.
-    #[test]
-    fn split_keys_in_flow_style_pinned_tags_and_a_missing_tag() {
-        let old = format!("sha256:{}", "a".repeat(64));
-        let text = format!(
-            "web:\n  image: {{repository: 127.0.0.1:5000/team/app, tag: main@{old}}}\nworker:\n  image:\n    repository: 127.0.0.1:5000/team/app\n    pullPolicy: Always\n"
-        );
-        let edited = run_as(&text, REPO, Some("1.4.2")).unwrap();
-        assert_eq!(
-            edited.text,
-            text.replace(&format!("main@{old}"), &format!("1.4.2@{DIGEST}"))
-                .replace(
-                    "    repository: 127.0.0.1:5000/team/app\n",
-                    &format!("    repository: 127.0.0.1:5000/team/app\n    tag: 1.4.2@{DIGEST}\n")
-                )
-        );
-        assert_eq!(edited.matches, 2);
+                "image:\n  registry: 127.0.0.1:5000\n  repository: team/app\n  tag: 1.27.3-debian-12-r0\n  digest: \"\"\nmetrics:\n  image:\n    registry: 127.0.0.1:5000\n    repository: team/app-exporter\n    tag: 1.4.0\n    digest: \"\"\n".to_string(),
+                ("digest: \"\"".to_string(), format!("digest: \"{DIGEST}\"")),
+                format!("{REPO}:1.27.3-debian-12-r0"),
+            ),
+            (
+                format!("controller:\n  image:\n    registry: 127.0.0.1:5000\n    image: team/app\n    tag: \"v1.12.0\"\n    digest: {old}\n    digestChroot: {old}\n"),
+                (format!("digest: {old}"), format!("digest: {DIGEST}")),
+                format!("{REPO}@{old}"),
+            ),
+            (
+                format!("web:\n  image: {{repository: {REPO}, tag: main@{old}}}\n"),
+                (format!("main@{old}"), format!("1.4.2@{DIGEST}")),
+                format!("{REPO}:main@{old}"),
+            ),
+            (
+                format!("worker:\n  image:\n    repository: {REPO}\n    pullPolicy: Always\n"),
+                (format!("{REPO}\n"), format!("{REPO}\n    tag: 1.4.2@{DIGEST}\n")),
+                REPO.to_string(),
+            ),
+        ];
+        for (text, (from, to), previous) in cases {
+            let edited = run_as(&text, REPO, Some("1.4.2")).unwrap();
+            assert_eq!(edited.text, text.replacen(&from, &to, 1), "{text}");
+            assert_eq!((edited.matches, edited.previous), (1, vec![previous]));
+        }
     }
 
     /// `repo:tag@digest` values keep a tag in front: the version's, or theirs when it is unknown.

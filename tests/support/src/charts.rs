@@ -87,3 +87,14 @@ pub fn previous() -> String {
     ]
     .join(", ")
 }
+
+/// The chart's files on `branch` of `server` are [`expected`] for `digest`, byte for byte.
+pub fn assert_deployed(server: &crate::git::GitServer, branch: &str, digest: &str) {
+    for (file, content) in expected(digest) {
+        assert_eq!(
+            server.git(&["show", &format!("{branch}:{file}")]),
+            content,
+            "{file} on {branch}"
+        );
+    }
+}
