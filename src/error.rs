@@ -22,6 +22,15 @@ pub enum Error {
     #[error("{key}: {message}")]
     Config { key: &'static str, message: String },
 
+    /// One entry of a list key cannot be used: named `key[index]`, as the request's parser names
+    /// a bad entry (`source.ca_certs[1]`).
+    #[error("{key}[{index}]: {message}")]
+    ConfigEntry {
+        key: &'static str,
+        index: usize,
+        message: String,
+    },
+
     /// The registry could not be reached at all.
     #[error(
         "registry {server}: cannot connect ({cause}); check source.repository and that the registry is reachable"

@@ -410,11 +410,8 @@ fn bad_credentials_branch_paths_and_yaml_fail_in_one_line_and_push_nothing() {
         ],
     );
     case(
-        &|s| s["git"]["paths"] = json!(["manifests/"]),
-        &[
-            "source.git.paths",
-            "`manifests/` does not exist on branch main",
-        ],
+        &|s| s["git"]["paths"] = json!(["deploy/", "manifests/"]),
+        &["source.git.paths[1]: `manifests/` does not exist on branch main"],
     );
     case(
         &|s| s["git"]["paths"] = json!(["docs/"]),

@@ -289,14 +289,15 @@ fn a_valid_signature_whose_payload_names_another_digest_is_refused() {
 fn bad_verify_config_is_named_before_any_request() {
     let registry = Registry::start(Auth::Open);
     push(&registry, "app", "config");
+    let good = Cosign::new().generate_key_pair("good").public_pem;
     for (verify, expected) in [
         (
             json!({}),
             "error: source.verify: give public_keys, keyless, or both",
         ),
         (
-            json!({"public_keys": ["not a key"]}),
-            "error: source.verify.public_keys: entry 0: expected exactly one PEM `PUBLIC KEY` block",
+            json!({"public_keys": [good, "not a key"]}),
+            "error: source.verify.public_keys[1]: expected exactly one PEM `PUBLIC KEY` block",
         ),
         (
             json!({"keyless": {"identity": "x", "issuer": "y", "trusted_root": "{"}}),

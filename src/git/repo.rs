@@ -189,7 +189,7 @@ impl Repo {
         let tree = self.commit(tip)?.tree().map_err(|e| self.error(&e))?;
         let short = &tip.to_string()[..12];
         let mut files = Vec::new();
-        for path in paths {
+        for (index, path) in paths.iter().enumerate() {
             let clean = path.trim_matches('/');
             if clean.is_empty() || clean == "." {
                 for entry in tree.iter() {
@@ -198,13 +198,16 @@ impl Repo {
                 }
                 continue;
             }
-            let entry = tree.get_path(Path::new(clean)).map_err(|_| Error::Config {
-                key: "source.git.paths",
-                message: format!(
-                    "`{path}` does not exist on branch {} (commit {short})",
-                    self.branch
-                ),
-            })?;
+            let entry = tree
+                .get_path(Path::new(clean))
+                .map_err(|_| Error::ConfigEntry {
+                    key: "source.git.paths",
+                    index,
+                    message: format!(
+                        "`{path}` does not exist on branch {} (commit {short})",
+                        self.branch
+                    ),
+                })?;
             self.add_entry(clean, &entry, true, &mut files)?;
         }
         if files.is_empty() {

@@ -19,7 +19,8 @@ pub struct CertificateFields<'a> {
     /// URI and e-mail subject alternative names, in order.
     pub identities: Vec<String>,
     /// Fulcio's OIDC issuer: extension 1.3.6.1.4.1.57264.1.8 (a UTF8String), else the older
-    /// 1.3.6.1.4.1.57264.1.1 (raw bytes).
+    /// 1.3.6.1.4.1.57264.1.1 (raw bytes). A certificate whose two say different things is an
+    /// error, not resolved: which one a verifier reads must not decide who signed.
     pub issuer: Option<String>,
 }
 
@@ -131,19 +132,26 @@ pub fn certificate(der: &[u8]) -> Result<CertificateFields<'_>, String> {
         spki,
         ..CertificateFields::default()
     };
+    let (mut v1, mut v2) = (None, None);
     for extension in &tbs.extensions {
         match extension.id {
             SUBJECT_ALT_NAME => fields.identities = alt_names(extension.value)?,
             FULCIO_ISSUER_V2 => {
                 let text = Reader(extension.value).expect(UTF8_STRING, "issuer UTF8String")?;
-                fields.issuer = Some(text_of(text.contents)?);
+                v2 = Some(text_of(text.contents)?);
             }
-            FULCIO_ISSUER_V1 if fields.issuer.is_none() => {
-                fields.issuer = Some(text_of(extension.value)?);
-            }
+            FULCIO_ISSUER_V1 => v1 = Some(text_of(extension.value)?),
             _ => {}
         }
     }
+    if let (Some(v1), Some(v2)) = (&v1, &v2)
+        && v1 != v2
+    {
+        return Err(format!(
+            "its OIDC issuer extensions disagree: 1.3.6.1.4.1.57264.1.8 says `{v2}`, 1.3.6.1.4.1.57264.1.1 says `{v1}`"
+        ));
+    }
+    fields.issuer = v2.or(v1);
     Ok(fields)
 }
 
@@ -279,8 +287,9 @@ mod tests {
     use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
     use x509_parser::prelude::*;
 
-    /// The oracle: what x509-parser reads from the same certificate.
-    fn oracle(der: &[u8]) -> (Vec<u8>, Vec<String>, Option<String>) {
+    /// The oracle: what x509-parser reads from the same certificate, and whether its two issuer
+    /// extensions disagree.
+    fn oracle(der: &[u8]) -> (Vec<u8>, Vec<String>, Option<String>, bool) {
         let (_, cert) = X509Certificate::from_der(der).unwrap();
         let mut identities = Vec::new();
         let mut v1 = None;
@@ -310,19 +319,27 @@ mod tests {
                 },
             }
         }
-        (cert.public_key().raw.to_vec(), identities, v2.or(v1))
+        let disagree = v1.is_some() && v2.is_some() && v1 != v2;
+        (
+            cert.public_key().raw.to_vec(),
+            identities,
+            v2.or(v1),
+            disagree,
+        )
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Any mix of URI, e-mail and DNS names, either issuer extension or both (critical or
-        /// not), on a P-256 or P-384 key: the reader agrees with x509-parser on every field.
+        /// not, agreeing or not), on a P-256 or P-384 key: the reader agrees with x509-parser on
+        /// every field, and refuses two issuers that disagree.
         #[test]
         fn reads_what_x509_parser_reads(
             names in prop::collection::vec((0u8..3, "[!-~]{1,200}"), 0..4),
             issuer in "[!-~]{1,200}",
             v1 in any::<bool>(),
+            v1_other in any::<bool>(),
             v2 in any::<bool>(),
             critical in any::<bool>(),
             p384 in any::<bool>(),
@@ -344,7 +361,7 @@ mod tests {
             if v1 {
                 params.custom_extensions.push(CustomExtension::from_oid_content(
                     &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
-                    issuer.clone().into_bytes(),
+                    if v1_other { format!("{issuer}x") } else { issuer.clone() }.into_bytes(),
                 ));
             }
             if v2 {
@@ -360,8 +377,13 @@ mod tests {
                 params.custom_extensions.push(ext);
             }
             let cert = params.self_signed(&key).unwrap();
+            let (spki, identities, issuer, disagree) = oracle(cert.der());
+            if disagree {
+                let err = certificate(cert.der()).unwrap_err();
+                prop_assert!(err.contains("OIDC issuer extensions disagree"), "{}", err);
+                return Ok(());
+            }
             let fields = certificate(cert.der()).unwrap();
-            let (spki, identities, issuer) = oracle(cert.der());
             prop_assert_eq!(fields.spki, spki.as_slice());
             prop_assert_eq!(fields.identities, identities);
             prop_assert_eq!(fields.issuer, issuer);

@@ -194,7 +194,6 @@ impl KeylessPolicy {
         payload: &[u8],
         signature: &[u8],
         certificate_pem: &str,
-        chain_pem: Option<&str>,
         bundle: Option<&str>,
     ) -> Result<(), String> {
         let leaf = CertificateDer::from_pem_slice(certificate_pem.as_bytes())
@@ -210,7 +209,7 @@ impl KeylessPolicy {
             "it has no Rekor bundle, so nothing proves it was made while its certificate was valid",
         )?;
         let logged_at = self.check_bundle(bundle, payload, signature, &leaf)?;
-        let issuer_spki = self.check_chain(&leaf, chain_pem, logged_at)?;
+        let issuer_spki = self.check_chain(&leaf, logged_at)?;
         sct::verify(&leaf, &issuer_spki, &self.ct_logs)?;
 
         let issuer = fields.issuer.as_deref().unwrap_or("(none)");
@@ -290,19 +289,12 @@ impl KeylessPolicy {
 
     /// The certificate chains to a trusted Fulcio CA, for code signing, at `logged_at`; returns
     /// the `SubjectPublicKeyInfo` of the CA that issued it (the SCTs are over its hash).
-    fn check_chain(
-        &self,
-        leaf: &[u8],
-        chain_pem: Option<&str>,
-        logged_at: u64,
-    ) -> Result<Vec<u8>, String> {
-        let mut intermediates: Vec<CertificateDer<'_>> = chain_pem
-            .map(|pem| {
-                CertificateDer::pem_slice_iter(pem.as_bytes())
-                    .filter_map(|c| c.ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+    ///
+    /// The chain is built from the trusted root alone, as cosign builds it: the signature's own
+    /// `dev.sigstore.cosign/chain` annotation is never read, since a CA the trusted root does not
+    /// list is not trusted, whoever signed it.
+    fn check_chain(&self, leaf: &[u8], logged_at: u64) -> Result<Vec<u8>, String> {
+        let mut intermediates: Vec<CertificateDer<'_>> = Vec::new();
         let mut anchors = Vec::new();
         // Only the CAs the root says were in use at the logged time may vouch for the certificate.
         let when = SystemTime::UNIX_EPOCH + Duration::from_secs(logged_at);
@@ -408,13 +400,7 @@ mod tests {
     }
 
     fn accepts(policy: &KeylessPolicy, r: &Recorded, payload: &[u8]) -> Result<(), String> {
-        policy.accepts(
-            payload,
-            &r.signature,
-            &r.certificate,
-            Some(&r.chain),
-            Some(&r.bundle),
-        )
+        policy.accepts(payload, &r.signature, &r.certificate, Some(&r.bundle))
     }
 
     #[test]
@@ -422,12 +408,27 @@ mod tests {
         assert_eq!(accepts(&policy(ROOT), &recorded(), PAYLOAD), Ok(()));
     }
 
+    /// The signature's own `dev.sigstore.cosign/chain` annotation carries the intermediate CA;
+    /// a trusted root that lists only the Fulcio root does not vouch for it, so the signature is
+    /// refused (as cosign refuses it), whoever signed the intermediate.
     #[test]
-    fn without_the_chain_annotation_the_trusted_root_supplies_the_intermediate() {
+    fn an_intermediate_only_the_signature_carries_is_refused() {
         let r = recorded();
-        let result =
-            policy(ROOT).accepts(PAYLOAD, &r.signature, &r.certificate, None, Some(&r.bundle));
-        assert_eq!(result, Ok(()));
+        assert!(
+            r.chain.contains("BEGIN CERTIFICATE"),
+            "the fixture has a chain"
+        );
+        let mut root: serde_json::Value = serde_json::from_str(ROOT).unwrap();
+        for ca in root["certificateAuthorities"].as_array_mut().unwrap() {
+            let certificates = ca["certChain"]["certificates"].as_array_mut().unwrap();
+            let anchor = certificates.pop().unwrap();
+            *certificates = vec![anchor];
+        }
+        let err = accepts(&policy(&root.to_string()), &r, PAYLOAD).unwrap_err();
+        assert!(
+            err.contains("does not chain to a certificate authority of the trusted root"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -456,7 +457,7 @@ mod tests {
     fn a_missing_bundle_is_refused() {
         let r = recorded();
         let err = policy(ROOT)
-            .accepts(PAYLOAD, &r.signature, &r.certificate, Some(&r.chain), None)
+            .accepts(PAYLOAD, &r.signature, &r.certificate, None)
             .unwrap_err();
         assert!(err.contains("no Rekor bundle"), "{err}");
     }
@@ -479,7 +480,7 @@ mod tests {
         root["certificateAuthorities"][0]["certChain"]["certificates"] =
             json_certs(&[leaf.as_ref()]);
         let err = policy(&root.to_string())
-            .accepts(PAYLOAD, &r.signature, &r.certificate, None, Some(&r.bundle))
+            .accepts(PAYLOAD, &r.signature, &r.certificate, Some(&r.bundle))
             .unwrap_err();
         assert!(
             err.contains("does not chain to a certificate authority"),

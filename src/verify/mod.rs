@@ -3,7 +3,8 @@
 //! cosign stores the signatures of `repo@sha256:H` as the image `repo:sha256-H.sig`: one layer per
 //! signature, whose blob is the signed "simple signing" payload (JSON naming
 //! `critical.image.docker-manifest-digest`) and whose annotations carry the signature and, for
-//! keyless signatures, the Fulcio certificate, its chain and the Rekor bundle. A signature counts
+//! keyless signatures, the Fulcio certificate and the Rekor bundle (its chain annotation is not
+//! read: the chain comes from the trusted root alone). A signature counts
 //! when its payload names exactly the digest in question and either one of the configured public
 //! keys verifies it or it is a keyless signature that [`keyless`] accepts.
 //!
@@ -33,7 +34,6 @@ use keyless::KeylessPolicy;
 const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
-const CHAIN: &str = "dev.sigstore.cosign/chain";
 const BUNDLE: &str = "dev.sigstore.cosign/bundle";
 /// More signature layers than this is not a signature image a CI made; refuse to fetch them all.
 const MAX_SIGNATURES: usize = 32;
@@ -63,9 +63,10 @@ impl Verifier {
                     [Ok(spki)] => PublicKey::from_spki(spki),
                     _ => Err("expected exactly one PEM `PUBLIC KEY` block".into()),
                 }
-                .map_err(|e| Error::Config {
+                .map_err(|e| Error::ConfigEntry {
                     key: "source.verify.public_keys",
-                    message: format!("entry {i}: {e} (the contents of cosign.pub)"),
+                    index: i,
+                    message: format!("{e} (the contents of cosign.pub)"),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -158,7 +159,6 @@ impl Verifier {
                 payload,
                 &signature,
                 certificate,
-                annotations.get(CHAIN).map(String::as_str),
                 annotations.get(BUNDLE).map(String::as_str),
             );
         }
