@@ -437,21 +437,14 @@ fn keyless_cost() {
     let signature = base64::engine::general_purpose::STANDARD
         .decode(annotation("dev.cosignproject.cosign/signature"))
         .expect("base64");
-    let (payload, certificate, chain, bundle) = (
+    let (payload, certificate, bundle) = (
         fixture("payload.json"),
         annotation("dev.sigstore.cosign/certificate"),
-        annotation("dev.sigstore.cosign/chain"),
         annotation("dev.sigstore.cosign/bundle"),
     );
     let started = Instant::now();
     for _ in 0..ROUNDS {
-        let verdict = policy.accepts(
-            &payload,
-            &signature,
-            &certificate,
-            Some(&chain),
-            Some(&bundle),
-        );
+        let verdict = policy.accepts(&payload, &signature, &certificate, Some(&bundle));
         assert_eq!(verdict, Ok(()));
     }
     println!(
