@@ -14,8 +14,9 @@
 # Sets (default: all of them):
 #   cluster  etcd, Kubernetes (apiserver, controller-manager, scheduler, kubectl), kwok: the
 #            control plane the demo and the tests run. This is all scripts/demo.sh builds.
-#   test     crane (benchmark peer), cosign (signs test images), actionlint (checks the
-#            workflows), semver-oracle (Masterminds/semver, judge of the semver port), Flux's source-controller and kustomize-controller (the GitOps agent):
+#   test     crane (benchmark peer), cosign (signs test images), cosign3 (cosign v3: signs
+#            Sigstore bundles as OCI 1.1 referrers), distribution (Distribution registry v3),
+#            actionlint (checks the workflows), semver-oracle (Masterminds/semver, judge of the semver port), Flux's source-controller and kustomize-controller (the GitOps agent):
 #            only the tests and benchmarks run them, and they are most of a cold build.
 set -euo pipefail
 
@@ -77,6 +78,10 @@ cluster() {
 test_tools() {
   build crane "" github.com/google/go-containerregistry/cmd/crane
   build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
+  # cosign v3 (binary cosign3): signs and attests as Sigstore bundles stored as OCI 1.1 referrers.
+  build cosign3 "" github.com/sigstore/cosign/v3/cmd/cosign
+  # Distribution registry v3 (binary distribution), next to Debian's docker-registry 2.8.
+  build distribution "" github.com/distribution/distribution/v3/cmd/registry
   build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
   # Masterminds/semver as registry-image-resource pins it: the judge of src/policy/semver.rs.
   build semver-oracle "" image-rollout-resource/tools/semver-oracle

@@ -12,6 +12,7 @@
 //! validation; [`der`] reads the few certificate fields those do not expose, and [`sct`]
 //! checks a keyless certificate's certificate-transparency receipts.
 
+pub mod bundle;
 pub mod der;
 pub mod key;
 pub mod keyless;
