@@ -15,7 +15,7 @@
 #   cluster  etcd, Kubernetes (apiserver, controller-manager, scheduler, kubectl), kwok: the
 #            control plane the demo and the tests run. This is all scripts/demo.sh builds.
 #   test     crane (benchmark peer), cosign (signs test images), cosign3 (cosign v3: signs
-#            Sigstore bundles as OCI 1.1 referrers), distribution (Distribution registry v3),
+#            Sigstore bundles as OCI 1.1 referrers), referrers-registry (a registry serving the referrers API),
 #            actionlint (checks the workflows), semver-oracle (Masterminds/semver, judge of the semver port), Flux's source-controller and kustomize-controller (the GitOps agent):
 #            only the tests and benchmarks run them, and they are most of a cold build.
 set -euo pipefail
@@ -80,8 +80,9 @@ test_tools() {
   build cosign "" github.com/sigstore/cosign/v2/cmd/cosign
   # cosign v3 (binary cosign3): signs and attests as Sigstore bundles stored as OCI 1.1 referrers.
   build cosign3 "" github.com/sigstore/cosign/v3/cmd/cosign
-  # Distribution registry v3 (binary distribution), next to Debian's docker-registry 2.8.
-  build distribution "" github.com/distribution/distribution/v3/cmd/registry
+  # A registry serving the OCI referrers API (go-containerregistry's, with it on): Debian's
+  # Distribution 2.8 and Distribution v3.1.2 answer it 404, and the module proxy refuses zot.
+  build referrers-registry "" image-rollout-resource/tools/referrers-registry
   build actionlint "" github.com/rhysd/actionlint/cmd/actionlint
   # Masterminds/semver as registry-image-resource pins it: the judge of src/policy/semver.rs.
   build semver-oracle "" image-rollout-resource/tools/semver-oracle

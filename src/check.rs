@@ -22,7 +22,7 @@ pub async fn check(request: CheckRequest) -> Result<Vec<Version>> {
     let mut verified = Vec::with_capacity(versions.len());
     for version in versions {
         match verifier.verify(&registry, &version.digest).await? {
-            Ok(()) => verified.push(version),
+            Ok(_) => verified.push(version),
             Err(Rejected(reason)) => eprintln!(
                 "skipping {}@{}: {reason}",
                 source.repository, version.digest

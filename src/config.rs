@@ -163,6 +163,35 @@ pub struct Verify {
     #[serde(default)]
     pub public_keys: Vec<String>,
     pub keyless: Option<Keyless>,
+    /// In-toto attestations the digest must carry, each signed as above: with any, a digest is
+    /// deployable only if every one is met (a signature alone no longer is).
+    #[serde(default)]
+    pub attestations: Vec<AttestationPolicy>,
+}
+
+/// One entry of `source.verify.attestations`: a signed in-toto statement about the digest, of
+/// `predicate_type`, whose SLSA provenance (v0.2 or v1) names these, exactly.
+///
+/// ```
+/// let policy: image_rollout_resource::config::AttestationPolicy = serde_json::from_str(
+///     r#"{"predicate_type": "https://slsa.dev/provenance/v1", "source_repository": "https://github.com/o/app"}"#,
+/// ).unwrap();
+/// assert_eq!(policy.builder_id, None);
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationPolicy {
+    /// `https://slsa.dev/provenance/v1` (GitHub's attest-build-provenance), or
+    /// `https://slsa.dev/provenance/v0.2` (`cosign attest --type slsaprovenance`).
+    pub predicate_type: String,
+    /// The builder: `runDetails.builder.id` (v1), `builder.id` (v0.2).
+    pub builder_id: Option<String>,
+    /// The source repository: the workflow's `repository` (v1), `invocation.configSource.uri`
+    /// without `git+` and `@ref` (v0.2).
+    pub source_repository: Option<String>,
+    /// The source ref (`refs/heads/main`): the workflow's `ref` (v1), the `@ref` of
+    /// `invocation.configSource.uri` (v0.2).
+    pub source_ref: Option<String>,
 }
 
 /// Keyless (Fulcio certificate) signatures: who must have signed, as the certificate says.

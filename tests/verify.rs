@@ -127,9 +127,9 @@ fn check_emits_only_signed_digests_and_in_verifies_again() {
     assert_eq!(
         skipped,
         [format!(
-            "skipping {}: it has no cosign signature (no tag {})",
+            "skipping {}: it has no cosign signature (no tag {tag}.sig; no Sigstore bundle among its referrers: no referrers API, nothing under the tag {tag})",
             image(&unsigned),
-            unsigned.replace(':', "-") + ".sig"
+            tag = unsigned.replace(':', "-")
         )],
         "{}",
         moved.stderr
@@ -495,4 +495,167 @@ fn keyless_signature_is_matched_on_identity_and_issuer() {
     let result = out(&source, &ns, KEYLESS_DIGEST);
     assert_eq!(result.json()["version"]["digest"], KEYLESS_DIGEST);
     assert_eq!(app_image(&ns), reference);
+}
+
+/// What `in` printed about how it found the signature: `(LAYOUT, N requests)`.
+fn verified_line(result: &StepResult) -> String {
+    assert!(result.ok(), "in failed:\n{}", result.stderr);
+    result
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("signature verified: "))
+        .unwrap_or_else(|| panic!("no verified line:\n{}", result.stderr))
+        .to_string()
+}
+
+/// Real cosign bundles, as each version signs them by default or when asked, on a registry
+/// with the referrers API and on Distribution 2.8 (the tag schema): the key's signature is
+/// deployed; an unsigned build and one signed by another key are refused; a SLSA provenance
+/// attestation meets a policy naming its builder and source and fails one naming others.
+fn bundles_on(registry: Registry, cosign: Cosign, layout: &str) {
+    let key = cosign.generate_key_pair("ci");
+    let other = cosign.generate_key_pair("other");
+    let signed = push(&registry, "app", "signed");
+    cosign.sign_bundle(&key, &image(&registry, &signed));
+    let by_other = push(&registry, "app", "by-other");
+    cosign.sign_bundle(&other, &image(&registry, &by_other));
+    let unsigned = push(&registry, "app", "unsigned");
+    let keyed = source(&registry, "app", keys(&[&key]));
+
+    let line = verified_line(&get(&keyed, &signed));
+    assert!(line.contains(&format!("({layout}, ")), "{line}");
+    eprintln!("{line}");
+    let refused = get(&keyed, &by_other).error_line();
+    assert!(
+        refused.contains("bundle 1: not signed by any key in source.verify.public_keys"),
+        "{refused}"
+    );
+    let refused = get(&keyed, &unsigned).error_line();
+    assert!(
+        refused.contains("it has no cosign signature (no tag "),
+        "{refused}"
+    );
+    // check reports the signed digest and skips the others, naming why.
+    let checked = check(&keyed, Some(&signed));
+    assert_eq!(versions(&checked), [signed.as_str()], "{}", checked.stderr);
+
+    // SLSA provenance, attested with the key (`cosign attest --type slsaprovenance`).
+    let provenance = r#"{"builder": {"id": "https://github.com/o/app/.github/workflows/build.yml@refs/heads/main"}, "buildType": "https://github.com/slsa-framework/slsa-github-generator/generic@v1", "invocation": {"configSource": {"uri": "git+https://github.com/o/app@refs/heads/main", "digest": {"sha1": "0123456789abcdef0123456789abcdef01234567"}, "entryPoint": ".github/workflows/build.yml"}}}"#;
+    cosign.attest(
+        &key,
+        &image(&registry, &signed),
+        "slsaprovenance",
+        provenance,
+    );
+    let policy = |builder: &str, repository: &str| {
+        let mut verify = keys(&[&key]);
+        verify["attestations"] = json!([{
+            "predicate_type": "https://slsa.dev/provenance/v0.2",
+            "builder_id": builder,
+            "source_repository": repository,
+            "source_ref": "refs/heads/main",
+        }]);
+        source(&registry, "app", verify)
+    };
+    let builder = "https://github.com/o/app/.github/workflows/build.yml@refs/heads/main";
+    verified_line(&get(&policy(builder, "https://github.com/o/app"), &signed));
+    let refused = get(
+        &policy("https://evil.example/builder", "https://github.com/o/app"),
+        &signed,
+    )
+    .error_line();
+    assert!(
+        refused.contains("source.verify.attestations[0] (https://slsa.dev/provenance/v0.2): signed by source.verify.public_keys[0]: its builder id is"),
+        "{refused}"
+    );
+    let refused = get(&policy(builder, "https://github.com/evil/app"), &signed).error_line();
+    assert!(refused.contains("its source repository is `https://github.com/o/app`, not source_repository's `https://github.com/evil/app`"), "{refused}");
+    // A digest with a signature but no provenance does not meet the policy.
+    let refused = get(&policy(builder, "https://github.com/o/app"), &by_other).error_line();
+    assert!(
+        refused.contains("source.verify.attestations[0]"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn cosign_v2_bundles_verify_with_the_referrers_api() {
+    bundles_on(
+        Registry::start_referrers(),
+        Cosign::new(),
+        "Sigstore bundle (referrers API)",
+    );
+}
+
+#[test]
+fn cosign_v2_bundles_verify_with_the_referrers_tag_schema() {
+    bundles_on(
+        Registry::start(Auth::Open),
+        Cosign::new(),
+        "Sigstore bundle (referrers tag schema)",
+    );
+}
+
+#[test]
+fn cosign_v3_bundles_verify_with_the_referrers_api() {
+    bundles_on(
+        Registry::start_referrers(),
+        Cosign::v3(),
+        "Sigstore bundle (referrers API)",
+    );
+}
+
+#[test]
+fn cosign_v3_bundles_verify_with_the_referrers_tag_schema() {
+    bundles_on(
+        Registry::start(Auth::Open),
+        Cosign::v3(),
+        "Sigstore bundle (referrers tag schema)",
+    );
+}
+
+/// Bundles cosign would not attach, on both layouts: a valid one made for another digest, and
+/// a tampered envelope of a valid one, are refused; the untouched one verifies.
+#[test]
+fn a_bundle_for_another_digest_or_a_tampered_envelope_is_refused() {
+    for registry in [Registry::start_referrers(), Registry::start(Auth::Open)] {
+        let cosign = Cosign::v3();
+        let key = cosign.generate_key_pair("ci");
+        let source = source(&registry, "app", keys(&[&key]));
+        let [a, b, c] = ["a", "b", "c"].map(|r| push(&registry, "app", r));
+        // A DSSE bundle whose subject is a's digest: attest-blob of a's manifest bytes.
+        let bundle = cosign.attest_blob(&key, &registry.manifest_bytes("app", &a));
+        registry.attach_bundle("app", &a, &bundle);
+        verified_line(&get(&source, &a));
+
+        registry.attach_bundle("app", &b, &bundle);
+        let refused = get(&source, &b).error_line();
+        assert!(
+            refused.contains(&format!(
+                "bundle 1: not about this digest: its statement's subjects are {a}"
+            )),
+            "{refused}"
+        );
+
+        let mut tampered: Value = serde_json::from_slice(&bundle).unwrap();
+        let payload = tampered["dsseEnvelope"]["payload"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut statement: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &payload).unwrap(),
+        )
+        .unwrap();
+        statement["subject"][0]["digest"]["sha256"] = json!(c.trim_start_matches("sha256:"));
+        tampered["dsseEnvelope"]["payload"] = json!(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            serde_json::to_vec(&statement).unwrap()
+        ));
+        registry.attach_bundle("app", &c, &serde_json::to_vec(&tampered).unwrap());
+        let refused = get(&source, &c).error_line();
+        assert!(
+            refused.contains("bundle 1: not signed by any key in source.verify.public_keys (its envelope's signature does not verify)"),
+            "{refused}"
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub mod challenge;
 pub mod manifest;
 pub mod name;
 pub mod reference;
+pub mod referrers;
 mod remembered;
 mod response;
 mod retry;

@@ -1,6 +1,15 @@
-//! `source.verify`: a digest is deployable only if cosign signed it the way the pipeline expects.
+//! `source.verify`: a digest is deployable only if cosign signed it the way the pipeline expects,
+//! and (with `attestations`) carries the attestations it demands.
 //!
-//! cosign stores the signatures of `repo@sha256:H` as the image `repo:sha256-H.sig`: one layer per
+//! Two layouts are read, cheapest first:
+//!
+//! - the legacy one (cosign before v3 by default), this module: the signatures of
+//!   `repo@sha256:H` are the image `repo:sha256-H.sig` (two requests);
+//! - Sigstore bundles attached as OCI referrers (cosign v3 by default, v2.4+ with
+//!   `--new-bundle-format`, GitHub's attestations), [`bundle`]: the referrers API or the tag
+//!   schema, then two requests per bundle. Attestations are only ever bundles.
+//!
+//! In the legacy layout, one layer per
 //! signature, whose blob is the signed "simple signing" payload (JSON naming
 //! `critical.image.docker-manifest-digest`) and whose annotations carry the signature and, for
 //! keyless signatures, the Fulcio certificate and the Rekor bundle (its chain annotation is not
@@ -12,6 +21,7 @@
 //! validation; [`der`] reads the few certificate fields those do not expose, and [`sct`]
 //! checks a keyless certificate's certificate-transparency receipts.
 
+pub mod attestation;
 pub mod bundle;
 pub mod der;
 pub mod key;
@@ -25,10 +35,12 @@ use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde::Deserialize;
 
-use crate::config::{Digest, Source, Verify};
+use crate::config::{AttestationPolicy, Digest, Source, Verify};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::registry::manifest::{self, Manifest};
+use crate::registry::referrers::Found;
+use bundle::{BundlePolicy, Subject, Verified};
 pub use key::PublicKey;
 use keyless::KeylessPolicy;
 
@@ -36,6 +48,8 @@ const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 const BUNDLE: &str = "dev.sigstore.cosign/bundle";
+/// The legacy layout's reason when the `.sig` tag does not exist.
+const NO_SIG_TAG: &str = "it has no cosign signature tag ";
 /// More signature layers than this is not a signature image a CI made; refuse to fetch them all.
 const MAX_SIGNATURES: usize = 32;
 
@@ -44,6 +58,17 @@ const MAX_SIGNATURES: usize = 32;
 pub struct Verifier {
     keys: Vec<PublicKey>,
     keyless: Option<KeylessPolicy>,
+    bundles: BundlePolicy,
+    attestations: Vec<AttestationPolicy>,
+}
+
+/// How a digest's signature was found: what `in` and `out` log, and what the benchmark counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `cosign .sig tag`, `Sigstore bundle (referrers API)`, `… (referrers tag schema)`.
+    pub layout: &'static str,
+    /// Registry requests the verification took.
+    pub requests: usize,
 }
 
 /// Why a digest is not deployable (as opposed to a registry that could not be asked).
@@ -53,6 +78,7 @@ pub struct Rejected(pub String);
 impl Verifier {
     /// Checks `source.verify` before anything touches the network, naming the bad key.
     pub fn new(verify: &Verify) -> Result<Verifier> {
+        let mut spkis = Vec::new();
         let keys = verify
             .public_keys
             .iter()
@@ -61,7 +87,10 @@ impl Verifier {
                 let blocks: Vec<_> =
                     SubjectPublicKeyInfoDer::pem_slice_iter(pem.as_bytes()).collect();
                 match blocks.as_slice() {
-                    [Ok(spki)] => PublicKey::from_spki(spki),
+                    [Ok(spki)] => {
+                        spkis.push(spki.to_vec());
+                        PublicKey::from_spki(spki)
+                    }
                     _ => Err("expected exactly one PEM `PUBLIC KEY` block".into()),
                 }
                 .map_err(|e| Error::ConfigEntry {
@@ -84,21 +113,137 @@ impl Verifier {
                         .into(),
             });
         }
-        Ok(Verifier { keys, keyless })
+        let bundles = BundlePolicy::new(
+            spkis,
+            verify
+                .keyless
+                .as_ref()
+                .map(|k| (k.identity.clone(), k.issuer.clone())),
+            verify.keyless.as_ref().map(|k| k.trusted_root.as_str()),
+        )
+        .map_err(|message| Error::Config {
+            key: "source.verify.keyless.trusted_root",
+            message,
+        })?;
+        Ok(Verifier {
+            keys,
+            keyless,
+            bundles,
+            attestations: verify.attestations.clone(),
+        })
     }
 
-    /// Whether `digest` carries a signature this verifier accepts. `Err` only when the registry
-    /// could not be asked; a missing or bad signature is `Ok(Err(Rejected))`.
+    /// Whether `digest` carries a signature this verifier accepts (and every attestation it
+    /// demands). `Err` only when the registry could not be asked; a missing or bad signature is
+    /// `Ok(Err(Rejected))`.
     pub async fn verify(
         &self,
         registry: &Registry,
         digest: &Digest,
-    ) -> Result<Result<(), Rejected>> {
+    ) -> Result<Result<Accepted, Rejected>> {
+        if !self.attestations.is_empty() {
+            return self.attested(registry, digest).await;
+        }
+        let legacy = self.legacy(registry, digest).await?;
+        let legacy_reason = match legacy {
+            Ok(()) => {
+                return Ok(Ok(Accepted {
+                    layout: "cosign .sig tag",
+                    requests: 2,
+                }));
+            }
+            Err(reason) => reason,
+        };
+        let attached = bundle::attached::attached(registry, digest).await?;
+        let requests = 1 + attached.requests;
+        let mut reasons = vec![legacy_reason];
+        for (i, json) in attached.bundles.iter().enumerate() {
+            match self.bundles.verify(json, Subject::Image(digest)) {
+                Ok(_) => {
+                    return Ok(Ok(Accepted {
+                        layout: layout(attached.found),
+                        requests,
+                    }));
+                }
+                Err(reason) => reasons.push(format!("bundle {}: {reason}", i + 1)),
+            }
+        }
+        if attached.bundles.is_empty() {
+            // Neither layout has anything: one sentence for the common case of an unsigned build.
+            if let Some(tag) = reasons[0].strip_prefix(NO_SIG_TAG) {
+                return Ok(Err(Rejected(format!(
+                    "it has no cosign signature (no tag {tag}; {})",
+                    no_bundle(attached.found, digest)
+                ))));
+            }
+            reasons.push(no_bundle(attached.found, digest));
+        }
+        Ok(Err(Rejected(reasons.join("; "))))
+    }
+
+    /// With `attestations`: every policy needs a verified bundle whose statement meets it.
+    async fn attested(
+        &self,
+        registry: &Registry,
+        digest: &Digest,
+    ) -> Result<Result<Accepted, Rejected>> {
+        let attached = bundle::attached::attached(registry, digest).await?;
+        let mut verified: Vec<Verified> = Vec::new();
+        let mut refused = Vec::new();
+        for (i, json) in attached.bundles.iter().enumerate() {
+            match self.bundles.verify(json, Subject::Image(digest)) {
+                Ok(v) => verified.push(v),
+                Err(reason) => refused.push(format!("bundle {}: {reason}", i + 1)),
+            }
+        }
+        for (i, policy) in self.attestations.iter().enumerate() {
+            let mut why = Vec::new();
+            let met = verified.iter().any(|v| {
+                let Some(statement) = &v.statement else {
+                    return false;
+                };
+                match attestation::check(policy, &statement.predicate_type, &statement.predicate) {
+                    Ok(()) => true,
+                    Err(reason) if statement.predicate_type == policy.predicate_type => {
+                        why.push(format!("signed by {}: {reason}", v.signer));
+                        false
+                    }
+                    Err(_) => false,
+                }
+            });
+            if met {
+                continue;
+            }
+            if why.is_empty() {
+                why.push(format!(
+                    "no verified attestation of that type ({} bundles verified{})",
+                    verified.len(),
+                    if attached.bundles.is_empty() {
+                        format!("; {}", no_bundle(attached.found, digest))
+                    } else if refused.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", refused.join("; "))
+                    }
+                ));
+            }
+            return Ok(Err(Rejected(format!(
+                "source.verify.attestations[{i}] ({}): {}",
+                policy.predicate_type,
+                why.join("; ")
+            ))));
+        }
+        Ok(Ok(Accepted {
+            layout: layout(attached.found),
+            requests: attached.requests,
+        }))
+    }
+
+    /// The legacy `.sig` layout; the error says why it holds no acceptable signature.
+    async fn legacy(&self, registry: &Registry, digest: &Digest) -> Result<Result<(), String>> {
         let tag = signature_tag(digest);
         let Some(fetched) = registry.manifest(&tag).await? else {
-            return Ok(Err(Rejected(format!(
-                "it has no cosign signature (no tag {tag})"
-            ))));
+            return Ok(Err(format!("{NO_SIG_TAG}{tag}")));
         };
         let invalid = |message: String| Error::InvalidResponse {
             server: registry.name().host.clone(),
@@ -106,9 +251,9 @@ impl Verifier {
             message,
         };
         let Manifest::Image(image) = Manifest::parse(&fetched).map_err(invalid)? else {
-            return Ok(Err(Rejected(format!(
+            return Ok(Err(format!(
                 "{tag} is an index, not a cosign signature image"
-            ))));
+            )));
         };
         let layers: Vec<_> = image
             .layers()
@@ -116,7 +261,7 @@ impl Verifier {
             .filter(|l| l.media_type().to_string() == SIMPLE_SIGNING)
             .collect();
         if layers.is_empty() {
-            return Ok(Err(Rejected(format!("{tag} holds no cosign signature"))));
+            return Ok(Err(format!("{tag} holds no cosign signature")));
         }
         let mut reasons = Vec::new();
         for (i, layer) in layers.iter().take(MAX_SIGNATURES).enumerate() {
@@ -128,7 +273,7 @@ impl Verifier {
                 Err(reason) => reasons.push(format!("signature {}: {reason}", i + 1)),
             }
         }
-        Ok(Err(Rejected(reasons.join("; "))))
+        Ok(Err(reasons.join("; ")))
     }
 
     /// One signature layer: its payload must name `digest`, and a key or the keyless policy
@@ -184,11 +329,29 @@ pub async fn require(source: &Source, registry: &Registry, digest: &Digest) -> R
     };
     let reference = format!("{}@{digest}", source.repository);
     match Verifier::new(verify)?.verify(registry, digest).await? {
-        Ok(()) => {
-            eprintln!("signature verified: {reference}");
+        Ok(Accepted { layout, requests }) => {
+            eprintln!("signature verified: {reference} ({layout}, {requests} requests)");
             Ok(())
         }
         Err(Rejected(reason)) => Err(Error::Unverified { reference, reason }),
+    }
+}
+
+fn layout(found: Found) -> &'static str {
+    match found {
+        Found::Api => "Sigstore bundle (referrers API)",
+        Found::TagSchema => "Sigstore bundle (referrers tag schema)",
+    }
+}
+
+/// Why no bundle was read: where the referrers were looked for.
+fn no_bundle(found: Found, digest: &Digest) -> String {
+    match found {
+        Found::Api => "no Sigstore bundle among its referrers".into(),
+        Found::TagSchema => format!(
+            "no Sigstore bundle among its referrers: no referrers API, nothing under the tag {}",
+            digest.to_string().replacen(':', "-", 1)
+        ),
     }
 }
 

@@ -15,6 +15,7 @@
 //! the artifact is (an image's manifest digest: the DSSE statement must name it as a subject),
 //! and what a verified statement says ([`Statement`], for `verify.attestations`).
 
+pub mod attached;
 pub mod crypto;
 
 use serde::Deserialize;
@@ -23,6 +24,7 @@ use sigstore_types::bundle::VerificationMaterialContent;
 use sigstore_types::{Artifact, Bundle, DerPublicKey, Sha256Hash, SignatureContent};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
 
+use super::key::PublicKey;
 use crate::config::Digest;
 
 /// The in-toto payload type of a DSSE envelope.
@@ -35,8 +37,8 @@ pub struct BundlePolicy {
     /// Whether a trusted root was given: without one, a key-signed bundle's log entries cannot
     /// be checked (a key-signed bundle needs none: cosign `--tlog-upload=false`).
     rooted: bool,
-    /// `source.verify.public_keys`, by position.
-    keys: Vec<DerPublicKey>,
+    /// `source.verify.public_keys`, by position: for the crate, and for ring.
+    keys: Vec<(DerPublicKey, PublicKey)>,
     /// `source.verify.keyless`: identity and issuer, exactly.
     keyless: Option<(String, String)>,
 }
@@ -75,7 +77,16 @@ pub struct Statement {
     pub kind: String,
     pub predicate_type: String,
     #[serde(default)]
+    pub subject: Vec<StatementSubject>,
+    #[serde(default)]
     pub predicate: serde_json::Value,
+}
+
+/// One `subject` of a statement: what it is about, by digest.
+#[derive(Debug, Deserialize)]
+pub struct StatementSubject {
+    #[serde(default)]
+    pub digest: std::collections::BTreeMap<String, String>,
 }
 
 impl BundlePolicy {
@@ -99,7 +110,11 @@ impl BundlePolicy {
         Ok(BundlePolicy {
             verifier,
             rooted: trusted_root.is_some(),
-            keys: keys.into_iter().map(DerPublicKey::new).collect(),
+            keys: keys
+                .into_iter()
+                .map(|der| Ok((PublicKey::from_spki(&der)?, der)))
+                .map(|key: Result<_, String>| key.map(|(ring, der)| (DerPublicKey::new(der), ring)))
+                .collect::<Result<_, _>>()?,
             keyless,
         })
     }
@@ -140,8 +155,17 @@ impl BundlePolicy {
         if self.keys.is_empty() {
             return Err("signed with a key, and source.verify.public_keys is empty".into());
         }
+        let material = &bundle.verification_material;
+        if material.tlog_entries.is_empty()
+            && material
+                .timestamp_verification_data
+                .rfc3161_timestamps
+                .is_empty()
+        {
+            return self.unlogged(artifact, bundle);
+        }
         let mut last = String::new();
-        for (i, key) in self.keys.iter().enumerate() {
+        for (i, (key, _)) in self.keys.iter().enumerate() {
             let mut policy = PublicKeyVerificationPolicy::new(key.clone());
             // Without a trusted root there is no log key to check an entry with; the key alone
             // vouches, as for a key-signed signature of the legacy layout.
@@ -156,6 +180,48 @@ impl BundlePolicy {
         Err(format!(
             "not signed by any key in source.verify.public_keys (last: {last})"
         ))
+    }
+
+    /// A key-signed DSSE bundle with neither a log entry nor a timestamp (cosign
+    /// `--tlog-upload=false`): `sigstore-verify` refuses these by design, as it will not take a
+    /// signing time from nowhere; a key needs none. As for a key signature of the legacy layout,
+    /// the envelope's signature (over its pre-authentication encoding, the crate's) must verify
+    /// with a listed key, and its statement must name the image.
+    fn unlogged(&self, artifact: Artifact, bundle: &Bundle) -> Result<String, String> {
+        let SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
+            return Err(
+                "a key-signed message signature with neither a log entry nor a timestamp".into(),
+            );
+        };
+        let pae = envelope.pae();
+        let signer = self
+            .keys
+            .iter()
+            .position(|(_, key)| key.verifies(&pae, envelope.signature.sig.as_bytes()))
+            .ok_or("not signed by any key in source.verify.public_keys (its envelope's signature does not verify)")?;
+        let statement: Statement = serde_json::from_slice(envelope.payload.as_bytes())
+            .map_err(|e| format!("its in-toto statement cannot be read ({e})"))?;
+        let wanted = match &artifact {
+            Artifact::Digest(digest) => hex::encode(digest.as_bytes()),
+            _ => return Err("only an image's bundle may go without a log entry".into()),
+        };
+        if !statement
+            .subject
+            .iter()
+            .any(|s| s.digest.get("sha256") == Some(&wanted))
+        {
+            return Err(format!(
+                "not about this digest: its statement's subjects are sha256:{}",
+                statement
+                    .subject
+                    .iter()
+                    .filter_map(|s| s.digest.get("sha256"))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", sha256:")
+            ));
+        }
+        Ok(format!("source.verify.public_keys[{signer}]"))
     }
 
     fn keyless(&self, artifact: Artifact, bundle: &Bundle) -> Result<String, String> {

@@ -1,6 +1,8 @@
-//! The real cosign CLI (sigstore/cosign v2, built by scripts/tools.sh), offline: key pairs made
-//! by `cosign generate-key-pair`, signatures pushed to the loopback registry with
-//! `--tlog-upload=false` (no Rekor, no Fulcio, nothing leaves the machine).
+//! The real cosign CLI (sigstore/cosign v2.6.5, and v3.1.3 as `cosign3`, built by
+//! scripts/tools.sh), offline: key pairs made by `cosign generate-key-pair`, signatures pushed to
+//! the loopback registry with `--tlog-upload=false` (no Rekor, no Fulcio, nothing leaves the
+//! machine). v2 writes the legacy `.sig` layout unless asked for bundles
+//! (`--new-bundle-format`); v3 writes Sigstore bundles as OCI referrers by default.
 //!
 //! Every run gets its own HOME, Docker config and TUF cache in a temporary directory, so cosign
 //! neither reads nor writes the user's.
@@ -24,6 +26,8 @@ pub struct KeyPair {
 /// A cosign home: the binary and a private directory for its state and keys.
 pub struct Cosign {
     dir: TempDir,
+    /// `cosign` (v2.6.5) or `cosign3`.
+    binary: &'static str,
 }
 
 impl Default for Cosign {
@@ -33,18 +37,97 @@ impl Default for Cosign {
 }
 
 impl Cosign {
+    /// cosign v2.6.5.
     pub fn new() -> Cosign {
+        Cosign::of("cosign")
+    }
+
+    /// cosign v3.1.3.
+    pub fn v3() -> Cosign {
+        Cosign::of("cosign3")
+    }
+
+    fn of(binary: &'static str) -> Cosign {
         Cosign {
             dir: tempfile::Builder::new()
                 .prefix("cosign-")
                 .tempdir()
                 .expect("tempdir"),
+            binary,
         }
+    }
+
+    /// The flags that make this version sign a Sigstore bundle offline: v2 needs asking for the
+    /// format; v3 signs bundles anyway but, without a signing config, would ask Sigstore's
+    /// services first.
+    fn bundle_flags(&self) -> [&'static str; 2] {
+        match self.binary {
+            "cosign" => ["--new-bundle-format", "--tlog-upload=false"],
+            _ => ["--use-signing-config=false", "--tlog-upload=false"],
+        }
+    }
+
+    /// `cosign sign --key …` as a Sigstore bundle attached as an OCI referrer of `image` (the
+    /// referrers API where the registry serves it, else the tag schema).
+    pub fn sign_bundle(&self, key: &KeyPair, image: &str) {
+        let mut args = vec!["sign", "--key", path(&key.private_key)];
+        args.extend(self.bundle_flags());
+        args.extend(LOOPBACK);
+        args.push(image);
+        self.run(&args);
+    }
+
+    /// `cosign attest-blob --key … --type custom` of `blob`: a DSSE bundle whose in-toto
+    /// subject is the blob's sha256 — an image's, when `blob` is its manifest. Returns the
+    /// bundle's JSON.
+    pub fn attest_blob(&self, key: &KeyPair, blob: &[u8]) -> Vec<u8> {
+        let dir = self.dir.path();
+        let (file, predicate, bundle) = (
+            dir.join("blob"),
+            dir.join("custom.json"),
+            dir.join("blob.bundle.json"),
+        );
+        std::fs::write(&file, blob).expect("blob");
+        std::fs::write(&predicate, r#"{"note": "attached by hand"}"#).expect("predicate");
+        let mut args = vec![
+            "attest-blob",
+            "--key",
+            path(&key.private_key),
+            "--type",
+            "custom",
+            "--predicate",
+            path(&predicate),
+            "--bundle",
+            path(&bundle),
+        ];
+        args.extend(self.bundle_flags());
+        args.push(path(&file));
+        self.run(&args);
+        std::fs::read(&bundle).expect("the bundle cosign wrote")
+    }
+
+    /// `cosign attest --key … --type TYPE --predicate FILE` of `predicate` (JSON), as a bundle.
+    pub fn attest(&self, key: &KeyPair, image: &str, kind: &str, predicate: &str) {
+        let file = self.dir.path().join("predicate.json");
+        std::fs::write(&file, predicate).expect("predicate");
+        let mut args = vec![
+            "attest",
+            "--key",
+            path(&key.private_key),
+            "--type",
+            kind,
+            "--predicate",
+            path(&file),
+        ];
+        args.extend(self.bundle_flags());
+        args.extend(LOOPBACK);
+        args.push(image);
+        self.run(&args);
     }
 
     /// `cosign` with this home's environment.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(crate::tools_bin().join("cosign"));
+        let mut cmd = Command::new(crate::tools_bin().join(self.binary));
         let home = self.dir.path();
         cmd.current_dir(home)
             .env("HOME", home)

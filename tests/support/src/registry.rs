@@ -22,6 +22,7 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 use crate::process::Server;
@@ -77,7 +78,17 @@ pub struct Registry {
     proxy: proxy::Proxy,
     process: Process,
     http: reqwest::Client,
+    backend: Backend,
     dir: TempDir,
+}
+
+/// The registry behind the proxy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// Debian's Distribution 2.8 (`docker-registry`): no referrers API.
+    Distribution,
+    /// go-containerregistry's registry with the referrers API on.
+    Referrers,
 }
 
 /// [`Auth`], with the token server in token mode.
@@ -106,7 +117,18 @@ impl Registry {
         Registry::start_with(auth, true, Some(realm))
     }
 
+    /// A plain-http open registry that serves the OCI referrers API: go-containerregistry's
+    /// (`referrers-registry`, built by scripts/tools.sh), in memory, behind the same proxy.
+    /// Distribution 2.8 answers that API 404, so [`Registry::start`] is the tag-schema registry.
+    pub fn start_referrers() -> Registry {
+        Registry::start_backend(Auth::Open, false, None, Backend::Referrers)
+    }
+
     fn start_with(auth: Auth, tls: bool, realm: Option<&str>) -> Registry {
+        Registry::start_backend(auth, tls, realm, Backend::Distribution)
+    }
+
+    fn start_backend(auth: Auth, tls: bool, realm: Option<&str>, backend: Backend) -> Registry {
         install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("registry-")
@@ -168,7 +190,7 @@ impl Registry {
                 )
             }
         };
-        let process = Process::start(dir.path(), addr, &auth_config);
+        let process = Process::start(dir.path(), addr, &auth_config, backend);
         Registry {
             mode,
             ca_pem: pki.map(|pki| pki.ca_pem()),
@@ -176,6 +198,7 @@ impl Registry {
             proxy,
             process,
             http: http_client(),
+            backend,
             dir,
         }
     }
@@ -374,6 +397,106 @@ impl Registry {
 
     /// One request on `/v2/<name>/manifests/<reference>` straight to the registry, with whatever
     /// credential its mode wants.
+    /// Attaches `bundle` (a Sigstore bundle's JSON, as cosign would push it) to `subject` of
+    /// `name` as an OCI referrer: the bundle blob, the empty config, and a manifest whose
+    /// `subject` is `subject`; on Distribution, which has no referrers API, also the tag schema's
+    /// index, as cosign updates it. For bundles cosign would not push (one made for another
+    /// digest, a tampered one). Open registries only.
+    pub fn attach_bundle(&self, name: &str, subject: &str, bundle: &[u8]) {
+        const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+        const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+        const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+        let sha = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
+        let subject_size = self.manifest_bytes(name, subject).len();
+        for blob in [b"{}".as_slice(), bundle] {
+            self.upload(name, blob, &sha(blob));
+        }
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "artifactType": BUNDLE,
+            "config": {"mediaType": EMPTY, "digest": sha(b"{}"), "size": 2},
+            "layers": [{"mediaType": BUNDLE, "digest": sha(bundle), "size": bundle.len()}],
+            "subject": {"mediaType": MANIFEST, "digest": subject, "size": subject_size},
+        }))
+        .unwrap();
+        let digest = sha(&manifest);
+        self.put_manifest(name, &digest, MANIFEST, manifest.clone());
+        if self.backend == Backend::Distribution {
+            let tag = subject.replacen(':', "-", 1);
+            let mut index: serde_json::Value = match self.digest(name, &tag) {
+                Some(_) => serde_json::from_slice(&self.manifest_bytes(name, &tag)).unwrap(),
+                None => {
+                    serde_json::json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": []})
+                }
+            };
+            index["manifests"].as_array_mut().unwrap().push(serde_json::json!(
+                {"mediaType": MANIFEST, "artifactType": BUNDLE, "digest": digest, "size": manifest.len()}
+            ));
+            self.put_manifest(name, &tag, INDEX, serde_json::to_vec(&index).unwrap());
+        }
+        self.reset_requests();
+    }
+
+    /// The manifest `<name>:<reference>` as the registry stores it, asked directly.
+    pub fn manifest_bytes(&self, name: &str, reference: &str) -> Vec<u8> {
+        let resp = self.direct(Method::GET, name, reference);
+        assert!(
+            resp.status().is_success(),
+            "GET {name}:{reference}: {}",
+            resp.status()
+        );
+        self.runtime.block_on(resp.bytes()).unwrap().to_vec()
+    }
+
+    /// A blob upload in two requests (`POST …/blobs/uploads/`, then `PUT` of the whole blob to
+    /// the location it gives), which every registry serves; directly, not through the proxy.
+    fn upload(&self, name: &str, blob: &[u8], digest: &str) {
+        let url = format!("http://{}/v2/{name}/blobs/uploads/", self.process.addr);
+        let resp = self.send(self.http.post(url));
+        let location = resp.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let location = if location.starts_with('/') {
+            format!("http://{}{location}", self.process.addr)
+        } else {
+            location
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = self
+            .http
+            .put(format!("{location}{separator}digest={digest}"))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(blob.to_vec());
+        self.send(put);
+    }
+
+    /// `PUT` of a manifest (or an index) to `<name>:<reference>`, directly.
+    fn put_manifest(&self, name: &str, reference: &str, media_type: &str, body: Vec<u8>) {
+        let url = format!(
+            "http://{}/v2/{name}/manifests/{reference}",
+            self.process.addr
+        );
+        self.send(
+            self.http
+                .put(url)
+                .header(CONTENT_TYPE, media_type)
+                .body(body),
+        );
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let resp = self
+            .runtime
+            .block_on(async { request.send().await })
+            .expect("registry");
+        let status = resp.status();
+        assert!(status.is_success(), "{status}: {:?}", resp.headers());
+        resp
+    }
+
     fn direct(&self, method: Method, name: &str, reference: &str) -> reqwest::Response {
         let url = format!(
             "http://{}/v2/{name}/manifests/{reference}",
@@ -430,7 +553,18 @@ impl Process {
     /// Starts the registry on `addr`, found free by binding and releasing it: should another
     /// process take the port in between, the registry exits and `ensure_running` below reports
     /// it with the registry's log.
-    fn start(dir: &Path, addr: SocketAddr, auth_config: &str) -> Process {
+    fn start(dir: &Path, addr: SocketAddr, auth_config: &str, backend: Backend) -> Process {
+        if backend == Backend::Referrers {
+            let binary = crate::tools_bin().join("referrers-registry");
+            let server = Server::start(
+                "referrers-registry",
+                &binary,
+                vec![addr.to_string()],
+                &[],
+                &dir.join("registry.log"),
+            );
+            return Process::listening(server, addr);
+        }
         let storage = dir.join("storage");
         let storage = storage.display();
         let config = dir.join("config.yml");
@@ -458,13 +592,18 @@ health:
             ),
         )
         .expect("write registry config");
-        let mut server = Server::start(
+        let server = Server::start(
             "docker-registry",
             Path::new("docker-registry"),
             vec!["serve".into(), config.display().to_string()],
             &[],
             &dir.join("registry.log"),
         );
+        Process::listening(server, addr)
+    }
+
+    /// Waits until `server` listens on `addr`.
+    fn listening(mut server: Server, addr: SocketAddr) -> Process {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             server.ensure_running();
@@ -476,7 +615,7 @@ health:
             }
             assert!(
                 Instant::now() < deadline,
-                "docker-registry does not listen on {addr} after 20s; the end of its log:\n{}",
+                "the registry does not listen on {addr} after 20s; the end of its log:\n{}",
                 server.log_tail(30)
             );
             std::thread::sleep(Duration::from_millis(20));

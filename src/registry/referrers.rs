@@ -1,0 +1,65 @@
+//! What is attached to a manifest (OCI 1.1 referrers), for `source.verify`'s Sigstore bundles:
+//! the referrers API (`GET /v2/<name>/referrers/<digest>`), or, where a registry answers it 404
+//! (Distribution 2.8 and 3.x do), the referrers tag schema: the index cosign and oras push as the
+//! tag `sha256-<hex>` and update with each artifact they attach.
+
+use oci_spec::image::{Descriptor, ImageIndex};
+use reqwest::{Method, StatusCode};
+
+use super::Registry;
+use crate::config::Digest;
+use crate::error::Result;
+
+/// An index listing more artifacts than this is not one a CI attached; read no further.
+const MAX_REFERRERS: usize = 64;
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// Where the referrers were found: requests differ, and so does what the log line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The referrers API answered (the list may be empty).
+    Api,
+    /// The API answered 404 and the tag schema's index was read (it may not exist).
+    TagSchema,
+}
+
+impl Registry {
+    /// The descriptors of the manifests whose `subject` is `digest`, where the referrers API
+    /// or the tag schema lists them, in their order, at most [`MAX_REFERRERS`].
+    /// `artifact_type` is passed to the API as its filter; registries may ignore it, and the tag
+    /// schema has none, so callers still look at each descriptor.
+    pub async fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: &str,
+    ) -> Result<(Found, Vec<Descriptor>)> {
+        let what = format!("referrers of {digest}");
+        let resp = self
+            .request(
+                &what,
+                Method::GET,
+                &format!("referrers/{digest}?artifactType={artifact_type}"),
+                INDEX,
+            )
+            .await?;
+        let (found, index) = match resp.status() {
+            StatusCode::NOT_FOUND => {
+                let tag = digest.to_string().replacen(':', "-", 1);
+                (Found::TagSchema, self.manifest(&tag).await?.map(|f| f.body))
+            }
+            s if s.is_success() => (
+                Found::Api,
+                Some(self.body(&what, resp, super::MAX_MANIFEST).await?),
+            ),
+            _ => return Err(self.status_error(&what, resp).await),
+        };
+        let Some(body) = index else {
+            return Ok((found, Vec::new()));
+        };
+        let index = ImageIndex::from_reader(body.as_slice())
+            .map_err(|e| self.invalid(&what, format!("not an OCI image index ({e})")))?;
+        let mut manifests = index.manifests().clone();
+        manifests.truncate(MAX_REFERRERS);
+        Ok((found, manifests))
+    }
+}
