@@ -3,7 +3,8 @@
 //! and the tool's own) and peak RSS, as medians over
 //! interleaved runs and as ratios, for an open, a token and a TLS registry with its own CA; and
 //! `check` with `source.verify` (the tag's index signed by the real cosign with a key) on the
-//! open and token registries, and the CPU of one keyless verification, to show what
+//! open and token registries, and signed by cosign v3 as a Sigstore bundle on the open registry
+//! (the referrers tag schema) and on one with the referrers API, and the CPU of one keyless verification, to show what
 //! verification costs per check. On the token registry also `check` as the later checks of a
 //! Concourse check container run it, with the registry's challenge remembered (see [`Tmp`]).
 //!
@@ -78,6 +79,9 @@ struct Tool {
     steps: Vec<Step>,
 }
 
+/// The check of an image signed only by a Sigstore bundle (cosign v3).
+const BUNDLE: &str = "check+verify, bundle";
+
 fn main() {
     let runs: usize = std::env::var("IRR_BENCH_RUNS")
         .ok()
@@ -111,10 +115,13 @@ fn main() {
     let cosign = Cosign::new();
     let key = cosign.generate_key_pair("bench");
     let credentials = Credentials::new("bench", "bench-password");
+    let cosign3 = Cosign::v3();
+    let key3 = cosign3.generate_key_pair("bench");
     let registries = [
         ("open", Registry::start(Auth::Open)),
         ("token", Registry::start(Auth::Token(Some(credentials)))),
         ("tls", Registry::start_tls(Auth::Open)),
+        ("referrers", Registry::start_referrers()),
     ];
     for (label, registry) in &registries {
         let digest = registry.push(
@@ -180,6 +187,32 @@ fn main() {
                     fresh("verify"),
                 )],
             });
+            // The same image in another repository, signed by cosign v3 as a Sigstore bundle
+            // (the referrers API where the registry has it, else the tag schema), no `.sig` tag.
+            if registry.credentials().is_none() {
+                registry.push(
+                    &Layout::index(&ImageSpec::new("bench"), true),
+                    "owner/bundled",
+                    "main",
+                );
+                cosign3.sign_bundle(
+                    &key3,
+                    &format!("{}@{digest}", registry.repository("owner/bundled")),
+                );
+                let mut bundled = verifying(&source, &key3);
+                bundled["repository"] = json!(registry.repository("owner/bundled"));
+                checks.push(Tool {
+                    name: BUNDLE,
+                    steps: vec![ours_step(
+                        &ours("check"),
+                        None,
+                        &bundled,
+                        None,
+                        &digest,
+                        fresh("bundle"),
+                    )],
+                });
+            }
         }
         let groups = [
             checks,
@@ -230,8 +263,11 @@ fn main() {
             if let Some(later) = group.iter().position(|t| t.name == LATER) {
                 row(label, "ratio, later", ratios(&summaries[later], &b));
             }
-            if group.get(2).is_some_and(|t| t.name == "check+verify") {
-                let verified = &summaries[2];
+            for (i, tool) in group.iter().enumerate().skip(2) {
+                if tool.name != "check+verify" && tool.name != BUNDLE {
+                    continue;
+                }
+                let verified = &summaries[i];
                 let more = |f: fn(&Sample) -> Duration| {
                     let ms = (f(verified).as_secs_f64() - f(&a).as_secs_f64()) * 1e3;
                     format!("{ms:+.1} ms")
@@ -244,7 +280,12 @@ fn main() {
                     more(|s| s.own),
                     format!("{rss:+.1} MiB"),
                 ];
-                row(label, "verify adds", added);
+                let what = if tool.name == BUNDLE {
+                    "bundle verify adds"
+                } else {
+                    "verify adds"
+                };
+                row(label, what, added);
             }
         }
     }

@@ -12,10 +12,11 @@ use testbed::image::{
 };
 use testbed::step::{self, StepResult};
 
-/// The promise: the whole image (the binary and the CA certificates) in 11 MB, counted as
+/// The promise: the whole image (the binary and the CA certificates) in 16 MB, counted as
 /// `docker images` and buildah count (10^6 bytes). 6.84 MB before the GitOps client (libgit2)
-/// came in: the rest is room for what comes next.
-const MAX_IMAGE_BYTES: u64 = 11_000_000;
+/// came in, 9.2 MB before the Sigstore verifier (11 MB was the line until then; the Sigstore
+/// project's own verifier of bundles was worth a few MB, docs/design.md).
+const MAX_IMAGE_BYTES: u64 = 16_000_000;
 /// What the binaries report and the release labels the image with.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -237,3 +237,63 @@ impl BundlePolicy {
             .map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The recorded keyless v0.3 bundle with a Rekor v2 entry and a timestamp
+    //! (tests/fixtures/rekor2, provenance in its README).
+    use super::*;
+
+    const BUNDLE: &str = include_str!("../../../tests/fixtures/rekor2/bundle.sigstore.json");
+    const ROOT: &str = include_str!("../../../tests/fixtures/rekor2/trusted_root.json");
+    const ARTIFACT: &[u8] = include_bytes!("../../../tests/fixtures/rekor2/artifact");
+    const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+    fn policy(identity: &str) -> BundlePolicy {
+        BundlePolicy::new(
+            Vec::new(),
+            Some((identity.into(), ISSUER.into())),
+            Some(ROOT),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rekor_v2_entry_with_a_timestamp_verifies_for_its_identity_only() {
+        let verified = policy(IDENTITY)
+            .verify(BUNDLE, Subject::Blob(ARTIFACT))
+            .unwrap();
+        assert_eq!(verified.signer, format!("`{IDENTITY}` (issuer `{ISSUER}`)"));
+        assert!(verified.statement.is_none(), "a message signature");
+
+        let other = "https://github.com/o/app/.github/workflows/release.yml@refs/heads/main";
+        let err = policy(other)
+            .verify(BUNDLE, Subject::Blob(ARTIFACT))
+            .unwrap_err();
+        assert!(err.contains(IDENTITY) || err.contains("identity"), "{err}");
+
+        let mut changed = ARTIFACT.to_vec();
+        changed[0] ^= 1;
+        assert!(policy(IDENTITY).verify(BUNDLE, Subject::Blob(&changed)).is_err());
+        // Without the timestamp there is no signing time, and no verification.
+        let mut bundle: serde_json::Value = serde_json::from_str(BUNDLE).unwrap();
+        bundle["verificationMaterial"]
+            .as_object_mut()
+            .unwrap()
+            .remove("timestampVerificationData");
+        let err = policy(IDENTITY)
+            .verify(&bundle.to_string(), Subject::Blob(ARTIFACT))
+            .unwrap_err();
+        assert!(err.contains("timestamp"), "{err}");
+    }
+
+    #[test]
+    fn an_image_needs_a_statement_not_a_message_signature() {
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let err = policy(IDENTITY)
+            .verify(BUNDLE, Subject::Image(&digest))
+            .unwrap_err();
+        assert!(err.contains("a message signature over something else"), "{err}");
+    }
+}
