@@ -510,7 +510,8 @@ fn verified_line(result: &StepResult) -> String {
 
 /// Real cosign bundles, as each version signs them by default or when asked, on a registry
 /// with the referrers API and on Distribution 2.8 (the tag schema): the key's signature is
-/// deployed; an unsigned build and one signed by another key are refused; a SLSA provenance
+/// verified by `in` and deployed by `out`; an unsigned build and one signed by another key are
+/// refused; a SLSA provenance
 /// attestation meets a policy naming its builder and source and fails one naming others.
 fn bundles_on(registry: Registry, cosign: Cosign, layout: &str) {
     let key = cosign.generate_key_pair("ci");
@@ -538,6 +539,13 @@ fn bundles_on(registry: Registry, cosign: Cosign, layout: &str) {
     // check reports the signed digest and skips the others, naming why.
     let checked = check(&keyed, Some(&signed));
     assert_eq!(versions(&checked), [signed.as_str()], "{}", checked.stderr);
+    // out deploys it, and refuses the unsigned one before touching the Deployment.
+    let repository = registry.repository("app");
+    let ns = web("bundle", &format!("{repository}:old"));
+    out(&keyed, &ns, &unsigned).error_line();
+    assert_eq!(app_image(&ns), format!("{repository}:old"), "untouched");
+    out(&keyed, &ns, &signed).json();
+    assert_eq!(app_image(&ns), format!("{repository}@{signed}"));
 
     // SLSA provenance, attested with the key (`cosign attest --type slsaprovenance`).
     let provenance = r#"{"builder": {"id": "https://github.com/o/app/.github/workflows/build.yml@refs/heads/main"}, "buildType": "https://github.com/slsa-framework/slsa-github-generator/generic@v1", "invocation": {"configSource": {"uri": "git+https://github.com/o/app@refs/heads/main", "digest": {"sha1": "0123456789abcdef0123456789abcdef01234567"}, "entryPoint": ".github/workflows/build.yml"}}}"#;

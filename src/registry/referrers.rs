@@ -1,6 +1,6 @@
 //! What is attached to a manifest (OCI 1.1 referrers), for `source.verify`'s Sigstore bundles:
 //! the referrers API (`GET /v2/<name>/referrers/<digest>`), or, where a registry answers it 404
-//! (Distribution 2.8 and 3.x do), the referrers tag schema: the index cosign and oras push as the
+//! (Distribution 2.8 and 3.x do), 405 or 501, the referrers tag schema: the index cosign and oras push as the
 //! tag `sha256-<hex>` and update with each artifact they attach.
 
 use oci_spec::image::{Descriptor, ImageIndex};
@@ -43,7 +43,11 @@ impl Registry {
             )
             .await?;
         let (found, index) = match resp.status() {
-            StatusCode::NOT_FOUND => {
+            // No such route: 404 from Distribution, 405 or 501 from servers that know the path
+            // but not the method or the API.
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => {
                 let tag = digest.to_string().replacen(':', "-", 1);
                 (Found::TagSchema, self.manifest(&tag).await?.map(|f| f.body))
             }

@@ -35,7 +35,7 @@ use rustls_pki_types::SubjectPublicKeyInfoDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde::Deserialize;
 
-use crate::config::{AttestationPolicy, Digest, Source, Verify};
+use crate::config::{Digest, Source, Verify};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::registry::manifest::{self, Manifest};
@@ -58,8 +58,14 @@ const MAX_SIGNATURES: usize = 32;
 pub struct Verifier {
     keys: Vec<PublicKey>,
     keyless: Option<KeylessPolicy>,
-    bundles: BundlePolicy,
-    attestations: Vec<AttestationPolicy>,
+    /// Made when a bundle is first read: a digest signed in the legacy layout never maps the
+    /// Sigstore verifier's code (0.5 MiB of a check's RSS).
+    bundles: std::cell::OnceCell<BundlePolicy>,
+    /// The keys' DER, for [`BundlePolicy::new`].
+    spkis: Vec<Vec<u8>>,
+    /// `source.verify` as given: the keyless policy and trusted root for the bundles, and
+    /// `attestations`.
+    verify: Verify,
 }
 
 /// How a digest's signature was found: what `in` and `out` log, and what the benchmark counts.
@@ -113,24 +119,31 @@ impl Verifier {
                         .into(),
             });
         }
-        let bundles = BundlePolicy::new(
+        Ok(Verifier {
+            keys,
+            keyless,
+            bundles: std::cell::OnceCell::new(),
             spkis,
-            verify
-                .keyless
-                .as_ref()
-                .map(|k| (k.identity.clone(), k.issuer.clone())),
-            verify.keyless.as_ref().map(|k| k.trusted_root.as_str()),
+            verify: verify.clone(),
+        })
+    }
+
+    /// The bundle verification, made on first use.
+    fn bundles(&self) -> Result<&BundlePolicy> {
+        if let Some(bundles) = self.bundles.get() {
+            return Ok(bundles);
+        }
+        let keyless = self.verify.keyless.as_ref();
+        let bundles = BundlePolicy::new(
+            self.spkis.clone(),
+            keyless.map(|k| (k.identity.clone(), k.issuer.clone())),
+            keyless.map(|k| k.trusted_root.as_str()),
         )
         .map_err(|message| Error::Config {
             key: "source.verify.keyless.trusted_root",
             message,
         })?;
-        Ok(Verifier {
-            keys,
-            keyless,
-            bundles,
-            attestations: verify.attestations.clone(),
-        })
+        Ok(self.bundles.get_or_init(|| bundles))
     }
 
     /// Whether `digest` carries a signature this verifier accepts (and every attestation it
@@ -141,7 +154,7 @@ impl Verifier {
         registry: &Registry,
         digest: &Digest,
     ) -> Result<Result<Accepted, Rejected>> {
-        if !self.attestations.is_empty() {
+        if !self.verify.attestations.is_empty() {
             return self.attested(registry, digest).await;
         }
         let legacy = self.legacy(registry, digest).await?;
@@ -158,7 +171,7 @@ impl Verifier {
         let requests = 1 + attached.requests;
         let mut reasons = vec![legacy_reason];
         for (i, json) in attached.bundles.iter().enumerate() {
-            match self.bundles.verify(json, Subject::Image(digest)) {
+            match self.bundles()?.verify(json, Subject::Image(digest)) {
                 Ok(_) => {
                     return Ok(Ok(Accepted {
                         layout: layout(attached.found),
@@ -191,12 +204,12 @@ impl Verifier {
         let mut verified: Vec<Verified> = Vec::new();
         let mut refused = Vec::new();
         for (i, json) in attached.bundles.iter().enumerate() {
-            match self.bundles.verify(json, Subject::Image(digest)) {
+            match self.bundles()?.verify(json, Subject::Image(digest)) {
                 Ok(v) => verified.push(v),
                 Err(reason) => refused.push(format!("bundle {}: {reason}", i + 1)),
             }
         }
-        for (i, policy) in self.attestations.iter().enumerate() {
+        for (i, policy) in self.verify.attestations.iter().enumerate() {
             let mut why = Vec::new();
             let met = verified.iter().any(|v| {
                 let Some(statement) = &v.statement else {

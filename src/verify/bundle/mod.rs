@@ -275,7 +275,11 @@ mod tests {
 
         let mut changed = ARTIFACT.to_vec();
         changed[0] ^= 1;
-        assert!(policy(IDENTITY).verify(BUNDLE, Subject::Blob(&changed)).is_err());
+        assert!(
+            policy(IDENTITY)
+                .verify(BUNDLE, Subject::Blob(&changed))
+                .is_err()
+        );
         // Without the timestamp there is no signing time, and no verification.
         let mut bundle: serde_json::Value = serde_json::from_str(BUNDLE).unwrap();
         bundle["verificationMaterial"]
@@ -294,6 +298,9 @@ mod tests {
         let err = policy(IDENTITY)
             .verify(BUNDLE, Subject::Image(&digest))
             .unwrap_err();
-        assert!(err.contains("a message signature over something else"), "{err}");
+        assert!(
+            err.contains("a message signature over something else"),
+            "{err}"
+        );
     }
 }
