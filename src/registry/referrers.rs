@@ -25,7 +25,7 @@ pub enum Found {
 
 impl Registry {
     /// The descriptors of the manifests whose `subject` is `digest`, where the referrers API
-    /// or the tag schema lists them, in their order, at most [`MAX_REFERRERS`].
+    /// or the tag schema lists them, in their order, at most 64.
     /// `artifact_type` is passed to the API as its filter; registries may ignore it, and the tag
     /// schema has none, so callers still look at each descriptor.
     pub async fn referrers(
