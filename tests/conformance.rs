@@ -8,6 +8,7 @@
 //! expected identity and issuer its `identity` / `issuer` files (else the suite's defaults), a
 //! `key.pub` replaces them with a key, and a `trusted_root.json` replaces the production root.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use image_rollout_resource::verify::bundle::{BundlePolicy, Subject};
@@ -71,10 +72,13 @@ fn every_sigstore_conformance_case_agrees() {
             ));
         }
     }
-    println!(
+    // Written past libtest's capture, so that every run (CI's included) shows the score.
+    writeln!(
+        std::io::stderr(),
         "{}/{} agree with the Sigstore conformance suite",
         cases.len() - disagreements.len(),
         cases.len()
-    );
+    )
+    .unwrap();
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
