@@ -300,6 +300,10 @@ fn bad_verify_config_is_named_before_any_request() {
             "error: source.verify.public_keys[1]: expected exactly one PEM `PUBLIC KEY` block",
         ),
         (
+            json!({"public_keys": [good], "attestations": [{"predicate_type": "https://slsa.dev/provenance/v1"}, {"predicate_type": "https://slsa.dev/provenance/v1", "source_ref": ""}]}),
+            "error: source.verify.attestations[1]: source_ref is empty, which no attestation matches",
+        ),
+        (
             json!({"keyless": {"identity": "x", "issuer": "y", "trusted_root": "{"}}),
             "error: source.verify.keyless.trusted_root: not a Sigstore trusted_root.json",
         ),

@@ -119,6 +119,25 @@ impl Verifier {
                         .into(),
             });
         }
+        for (index, policy) in verify.attestations.iter().enumerate() {
+            let empty = [
+                ("predicate_type", Some(&policy.predicate_type)),
+                ("builder_id", policy.builder_id.as_ref()),
+                ("source_repository", policy.source_repository.as_ref()),
+                ("source_ref", policy.source_ref.as_ref()),
+            ]
+            .into_iter()
+            .find(|(_, value)| value.is_some_and(|v| v.trim().is_empty()));
+            if let Some((key, _)) = empty {
+                return Err(Error::ConfigEntry {
+                    key: "source.verify.attestations",
+                    index,
+                    message: format!(
+                        "{key} is empty, which no attestation matches; give the value to match exactly, or leave the key out"
+                    ),
+                });
+            }
+        }
         Ok(Verifier {
             keys,
             keyless,
