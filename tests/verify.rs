@@ -671,3 +671,45 @@ fn a_bundle_for_another_digest_or_a_tampered_envelope_is_refused() {
         );
     }
 }
+
+/// A registry whose referrers answer is garbage, forbidden or endless: `in` fails in one line
+/// naming the registry and the referrers request, within bounds, and a 403 is not retried.
+#[test]
+fn a_broken_referrers_answer_fails_in_one_line() {
+    use testbed::registry::{Fault, Times};
+    let registry = Registry::start_referrers();
+    let cosign = Cosign::v3();
+    let key = cosign.generate_key_pair("ci");
+    let digest = push(&registry, "app", "signed");
+    cosign.sign_bundle(&key, &image(&registry, &digest));
+    registry.reset_requests();
+    let source = source(&registry, "app", keys(&[&key]));
+    let path = format!("/v2/app/referrers/{digest}");
+    let forbidden = Fault::Status {
+        status: 403,
+        retry_after: None,
+    };
+    for (fault, expect) in [
+        (Fault::Garbage, "not an OCI image index"),
+        (forbidden, "HTTP 403"),
+        (Fault::Huge, "larger than"),
+    ] {
+        // Once: a client that retried would succeed the second time, and fail the test.
+        registry.inject(&path, fault, Times::Next(1));
+        let line = get(&source, &digest).error_line();
+        assert!(
+            line.contains(&format!("registry {}", registry.host()))
+                && line.contains(&format!("referrers of {digest}"))
+                && line.contains(expect),
+            "{line}"
+        );
+        let referrers = registry
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/referrers/"))
+            .count();
+        assert_eq!(referrers, 1, "{line}: {:?}", registry.requests());
+        registry.reset_requests();
+    }
+    verified_line(&get(&source, &digest));
+}

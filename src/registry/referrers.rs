@@ -60,7 +60,7 @@ impl Registry {
         let Some(body) = index else {
             return Ok((found, Vec::new()));
         };
-        let index = ImageIndex::from_reader(body.as_slice())
+        let index: ImageIndex = serde_json::from_slice(&body)
             .map_err(|e| self.invalid(&what, format!("not an OCI image index ({e})")))?;
         let mut manifests = index.manifests().clone();
         manifests.truncate(MAX_REFERRERS);
