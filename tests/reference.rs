@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use image_rollout_resource::registry::reference::{Reference, ReferenceError};
 use oci_spec::distribution::{ParseError, Reference as Oracle};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestRng, TestRunner};
 
 /// What a parser says about one string, in `oci-spec`'s terms (it invents the tag `latest` when
 /// there is neither tag nor digest; ours reports the tag as written).
@@ -240,11 +240,16 @@ fn class(s: &str, verdict: &Verdict) -> &'static str {
 #[test]
 fn both_parsers_agree_on_generated_references() {
     let classes = Mutex::new(BTreeSet::new());
-    let mut runner = TestRunner::new(Config {
+    // A fixed seed: which classes 20,000 cases reach is then a fact about the generator, not a
+    // draw. With a fresh seed each run, one CI run (at bc4ad79) drew no "name too long", which
+    // needs two long components and nothing else wrong.
+    let config = Config {
         cases: 20_000,
         failure_persistence: None,
         ..Config::default()
-    });
+    };
+    let rng = TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
     runner
         .run(&reference(), |s| {
             let expected = oracle(&s);
