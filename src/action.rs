@@ -99,17 +99,13 @@ fn variable(name: &str) -> String {
 
 /// Runs the action; the entry point of `resource action`.
 pub fn run() -> ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     eprintln!("image-rollout-resource {} action", crate::VERSION);
     let inputs: BTreeMap<String, String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("INPUT_"))
         .collect();
     eprintln!("::group::image-rollout");
     let result = request(&inputs).and_then(|(request, version)| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Process(format!("cannot start the async runtime: {e}")))?;
+        let runtime = protocol::runtime()?;
         let pushed = request.source.git.as_ref().map(|g| g.uri.clone());
         let delivered = runtime.block_on(gitops::deliver(request, Image::Given(version)))?;
         report(&delivered, pushed.as_deref().unwrap_or_default())

@@ -70,9 +70,6 @@ where
     F: FnOnce(Req, Option<PathBuf>) -> Fut,
     Fut: Future<Output = Result<Res, Error>>,
 {
-    // Both reqwest and kube speak rustls; pin one crypto provider for the process so neither has
-    // to guess (and so no second provider is linked in). Failing means one is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     // `--version` is not part of the protocol, so the version goes where a build log shows it.
     eprintln!("{}", version_line());
 
@@ -83,10 +80,7 @@ where
     let request = parse_request(&input)?;
     let dir = std::env::args_os().nth(1).map(PathBuf::from);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Process(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime()?;
     let result = runtime.block_on(step(request, dir))?;
     let json = serde_json::to_string(&result).expect("result types serialize");
     println!("{json}");
@@ -95,6 +89,18 @@ where
     // does at exit anyway, and ~0.1 ms every check would wait for.
     std::mem::forget(runtime);
     Ok(())
+}
+
+/// The process's async runtime, on one thread (a step waits on servers; it does not compute),
+/// with ring pinned as rustls's crypto provider: both reqwest and kube speak rustls, and neither
+/// should have to guess (nor a second provider be linked in). Failing to pin means one is
+/// already installed.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Process(format!("cannot start the async runtime: {e}")))
 }
 
 /// `image-rollout-resource 0.1.0 check`: the first line every step prints on stderr.

@@ -23,6 +23,12 @@ pub enum Found {
     TagSchema,
 }
 
+/// The tag the referrers tag schema keeps the referrers of `digest` under: `sha256-<hex>`.
+/// (cosign's legacy signatures are the same tag with `.sig`.)
+pub fn tag_schema(digest: &Digest) -> String {
+    digest.to_string().replacen(':', "-", 1)
+}
+
 impl Registry {
     /// The descriptors of the manifests whose `subject` is `digest`, where the referrers API
     /// or the tag schema lists them, in their order, at most 64.
@@ -48,7 +54,7 @@ impl Registry {
             StatusCode::NOT_FOUND
             | StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::NOT_IMPLEMENTED => {
-                let tag = digest.to_string().replacen(':', "-", 1);
+                let tag = tag_schema(digest);
                 (Found::TagSchema, self.manifest(&tag).await?.map(|f| f.body))
             }
             s if s.is_success() => (

@@ -39,7 +39,8 @@ use crate::config::{Digest, Source, Verify};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::registry::manifest::{self, Manifest};
-use crate::registry::referrers::Found;
+use crate::registry::referrers::{Found, tag_schema};
+use bundle::attached::Attached;
 use bundle::{BundlePolicy, Subject, Verified};
 pub use key::PublicKey;
 use keyless::KeylessPolicy;
@@ -48,8 +49,6 @@ const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 const BUNDLE: &str = "dev.sigstore.cosign/bundle";
-/// The legacy layout's reason when the `.sig` tag does not exist.
-const NO_SIG_TAG: &str = "it has no cosign signature tag ";
 /// More signature layers than this is not a signature image a CI made; refuse to fetch them all.
 const MAX_SIGNATURES: usize = 32;
 
@@ -177,40 +176,51 @@ impl Verifier {
             return self.attested(registry, digest).await;
         }
         let legacy = self.legacy(registry, digest).await?;
-        let legacy_reason = match legacy {
+        let reason = match legacy.outcome {
             Ok(()) => {
                 return Ok(Ok(Accepted {
                     layout: "cosign .sig tag",
-                    requests: 2,
+                    requests: legacy.requests,
                 }));
             }
             Err(reason) => reason,
         };
         let attached = bundle::attached::attached(registry, digest).await?;
-        let requests = 1 + attached.requests;
-        let mut reasons = vec![legacy_reason];
+        let (verified, refused) = self.verify_bundles(&attached, digest)?;
+        if !verified.is_empty() {
+            return Ok(Ok(Accepted {
+                layout: layout(attached.found),
+                requests: legacy.requests + attached.requests,
+            }));
+        }
+        let reason = match (reason, attached.bundles.is_empty()) {
+            // Neither layout has anything: one sentence for the common case of an unsigned build.
+            (LegacyRefusal::NoTag(tag), true) => format!(
+                "it has no cosign signature (no tag {tag}; {})",
+                no_bundle(attached.found, digest)
+            ),
+            (reason, true) => format!("{reason}; {}", no_bundle(attached.found, digest)),
+            (reason, false) => format!("{reason}; {}", refused.join("; ")),
+        };
+        Ok(Err(Rejected(reason)))
+    }
+
+    /// Verifies every bundle attached to `digest`: those that verified, and why each other did
+    /// not (`bundle N: …`).
+    fn verify_bundles(
+        &self,
+        attached: &Attached,
+        digest: &Digest,
+    ) -> Result<(Vec<Verified>, Vec<String>)> {
+        let mut verified = Vec::new();
+        let mut refused = Vec::new();
         for (i, json) in attached.bundles.iter().enumerate() {
             match self.bundles()?.verify(json, Subject::Image(digest)) {
-                Ok(_) => {
-                    return Ok(Ok(Accepted {
-                        layout: layout(attached.found),
-                        requests,
-                    }));
-                }
-                Err(reason) => reasons.push(format!("bundle {}: {reason}", i + 1)),
+                Ok(v) => verified.push(v),
+                Err(reason) => refused.push(format!("bundle {}: {reason}", i + 1)),
             }
         }
-        if attached.bundles.is_empty() {
-            // Neither layout has anything: one sentence for the common case of an unsigned build.
-            if let Some(tag) = reasons[0].strip_prefix(NO_SIG_TAG) {
-                return Ok(Err(Rejected(format!(
-                    "it has no cosign signature (no tag {tag}; {})",
-                    no_bundle(attached.found, digest)
-                ))));
-            }
-            reasons.push(no_bundle(attached.found, digest));
-        }
-        Ok(Err(Rejected(reasons.join("; "))))
+        Ok((verified, refused))
     }
 
     /// With `attestations`: every policy needs a verified bundle whose statement meets it.
@@ -220,14 +230,7 @@ impl Verifier {
         digest: &Digest,
     ) -> Result<Result<Accepted, Rejected>> {
         let attached = bundle::attached::attached(registry, digest).await?;
-        let mut verified: Vec<Verified> = Vec::new();
-        let mut refused = Vec::new();
-        for (i, json) in attached.bundles.iter().enumerate() {
-            match self.bundles()?.verify(json, Subject::Image(digest)) {
-                Ok(v) => verified.push(v),
-                Err(reason) => refused.push(format!("bundle {}: {reason}", i + 1)),
-            }
-        }
+        let (verified, refused) = self.verify_bundles(&attached, digest)?;
         for (i, policy) in self.verify.attestations.iter().enumerate() {
             let mut why = Vec::new();
             let met = verified.iter().any(|v| {
@@ -271,11 +274,13 @@ impl Verifier {
         }))
     }
 
-    /// The legacy `.sig` layout; the error says why it holds no acceptable signature.
-    async fn legacy(&self, registry: &Registry, digest: &Digest) -> Result<Result<(), String>> {
+    /// The legacy `.sig` layout: whether it holds an acceptable signature, and the requests
+    /// that took.
+    async fn legacy(&self, registry: &Registry, digest: &Digest) -> Result<Legacy> {
         let tag = signature_tag(digest);
+        let mut requests = 1;
         let Some(fetched) = registry.manifest(&tag).await? else {
-            return Ok(Err(format!("{NO_SIG_TAG}{tag}")));
+            return Ok(Legacy::refused(requests, LegacyRefusal::NoTag(tag)));
         };
         let invalid = |message: String| Error::InvalidResponse {
             server: registry.name().host.clone(),
@@ -283,9 +288,8 @@ impl Verifier {
             message,
         };
         let Manifest::Image(image) = Manifest::parse(&fetched).map_err(invalid)? else {
-            return Ok(Err(format!(
-                "{tag} is an index, not a cosign signature image"
-            )));
+            let why = format!("{tag} is an index, not a cosign signature image");
+            return Ok(Legacy::refused(requests, LegacyRefusal::Other(why)));
         };
         let layers: Vec<_> = image
             .layers()
@@ -293,19 +297,27 @@ impl Verifier {
             .filter(|l| l.media_type().to_string() == SIMPLE_SIGNING)
             .collect();
         if layers.is_empty() {
-            return Ok(Err(format!("{tag} holds no cosign signature")));
+            let why = format!("{tag} holds no cosign signature");
+            return Ok(Legacy::refused(requests, LegacyRefusal::Other(why)));
         }
         let mut reasons = Vec::new();
         for (i, layer) in layers.iter().take(MAX_SIGNATURES).enumerate() {
             let blob_digest = manifest::digest_of(layer).map_err(invalid)?;
             let payload = registry.blob(&blob_digest).await?;
+            requests += 1;
             let annotations = layer.annotations().clone().unwrap_or_default();
             match self.accepts(digest, &payload, &annotations) {
-                Ok(()) => return Ok(Ok(())),
+                Ok(()) => {
+                    return Ok(Legacy {
+                        requests,
+                        outcome: Ok(()),
+                    });
+                }
                 Err(reason) => reasons.push(format!("signature {}: {reason}", i + 1)),
             }
         }
-        Ok(Err(reasons.join("; ")))
+        let why = LegacyRefusal::Other(reasons.join("; "));
+        Ok(Legacy::refused(requests, why))
     }
 
     /// One signature layer: its payload must name `digest`, and a key or the keyless policy
@@ -369,6 +381,38 @@ pub async fn require(source: &Source, registry: &Registry, digest: &Digest) -> R
     }
 }
 
+/// What the legacy layout held for a digest.
+struct Legacy {
+    requests: usize,
+    outcome: Result<(), LegacyRefusal>,
+}
+
+impl Legacy {
+    fn refused(requests: usize, why: LegacyRefusal) -> Legacy {
+        Legacy {
+            requests,
+            outcome: Err(why),
+        }
+    }
+}
+
+/// Why the legacy layout held no acceptable signature.
+enum LegacyRefusal {
+    /// There is no `.sig` tag (named here).
+    NoTag(String),
+    /// There is one, and this is what is wrong with it.
+    Other(String),
+}
+
+impl std::fmt::Display for LegacyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LegacyRefusal::NoTag(tag) => write!(f, "it has no cosign signature tag {tag}"),
+            LegacyRefusal::Other(why) => f.write_str(why),
+        }
+    }
+}
+
 fn layout(found: Found) -> &'static str {
     match found {
         Found::Api => "Sigstore bundle (referrers API)",
@@ -382,14 +426,14 @@ fn no_bundle(found: Found, digest: &Digest) -> String {
         Found::Api => "no Sigstore bundle among its referrers".into(),
         Found::TagSchema => format!(
             "no Sigstore bundle among its referrers: no referrers API, nothing under the tag {}",
-            digest.to_string().replacen(':', "-", 1)
+            tag_schema(digest)
         ),
     }
 }
 
 /// The tag cosign stores the signatures of `digest` under.
 pub fn signature_tag(digest: &Digest) -> String {
-    digest.to_string().replacen(':', "-", 1) + ".sig"
+    tag_schema(digest) + ".sig"
 }
 
 /// `critical.image.docker-manifest-digest` of a simple-signing payload, after checking it is one.

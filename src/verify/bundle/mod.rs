@@ -73,8 +73,6 @@ pub struct Verified {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Statement {
-    #[serde(rename = "_type")]
-    pub kind: String,
     pub predicate_type: String,
     #[serde(default)]
     pub subject: Vec<StatementSubject>,
